@@ -1,0 +1,55 @@
+"""Build the optional Cython kernels; everything else is in pyproject.toml.
+
+WSFAST_BUILD_EXTENSION: "yes" makes a failed compile fail the build, "no"
+builds no extension, unset tries and falls back to the pure-Python twins.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+BUILD_EXTENSION = os.environ.get("WSFAST_BUILD_EXTENSION", "").lower()
+if BUILD_EXTENSION not in ("", "yes", "no"):
+    sys.exit(f"WSFAST_BUILD_EXTENSION must be yes, no or unset, not {BUILD_EXTENSION!r}")
+
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+    "embedsignature": True,
+}
+
+
+def extensions():
+    if BUILD_EXTENSION == "no":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if BUILD_EXTENSION == "yes":
+            raise
+        print("wsfast: Cython is not available, installing the pure-Python kernels", file=sys.stderr)
+        return []
+    compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-strict-aliasing"]
+    modules = cythonize(
+        [
+            Extension(
+                "wsfast.kernels._cy",
+                ["wsfast/kernels/_cy.pyx"],
+                include_dirs=["wsfast/kernels"],
+                depends=["wsfast/kernels/wsfast_kernels.h"],
+                extra_compile_args=compile_args,
+            )
+        ],
+        compiler_directives=COMPILER_DIRECTIVES,
+    )
+    # cythonize() drops optional=: set it on what it returns.
+    for module in modules:
+        module.optional = BUILD_EXTENSION != "yes"
+    return modules
+
+
+setup(ext_modules=extensions())

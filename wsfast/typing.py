@@ -1,0 +1,11 @@
+"""Type aliases shared by wsfast's modules and stubs."""
+
+from __future__ import annotations
+
+from typing import Union
+
+__all__ = ["BytesLike"]
+
+#: Anything that exposes a contiguous byte buffer: bytes, bytearray,
+#: memoryview, array.array, mmap, numpy arrays, ...
+BytesLike = Union[bytes, bytearray, memoryview]
