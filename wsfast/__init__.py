@@ -12,6 +12,9 @@ from .exceptions import (
     ProtocolError,
     WsfastError,
 )
+from .extensions import PerMessageDeflate
+from .frames import Close, CloseCode, Opcode
+from .handshake import ClientHandshake, ServerHandshake
 from .kernels import (
     HAS_EXTENSION,
     IMPLEMENTATION,
@@ -25,18 +28,28 @@ from .kernels import (
     parse_header,
     validate_utf8,
 )
+from .protocol import Connection, Role, State
 
 __all__ = [
     "HAS_EXTENSION",
     "IMPLEMENTATION",
+    "ClientHandshake",
+    "Close",
+    "CloseCode",
+    "Connection",
     "ConnectionClosed",
     "Frame",
     "FrameParser",
     "InvalidHandshake",
     "InvalidUTF8",
     "NegotiationError",
+    "Opcode",
     "PayloadTooBig",
+    "PerMessageDeflate",
     "ProtocolError",
+    "Role",
+    "ServerHandshake",
+    "State",
     "Utf8Validator",
     "WsfastError",
     "__version__",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 __all__ = ["BytesLike"]
 
 #: Anything that exposes a contiguous byte buffer: bytes, bytearray,
 #: memoryview, array.array, mmap, numpy arrays, ...
-BytesLike = Union[bytes, bytearray, memoryview]
+BytesLike = bytes | bytearray | memoryview

@@ -36,10 +36,10 @@ _utf8_decode = codecs.utf_8_decode
 
 def _key_bytes(key: Any) -> bytes:
     """Return the 4-byte masking key ``key`` as bytes, or raise."""
-    key = bytes(memoryview(key))
-    if len(key) != 4:
-        raise ValueError(f"mask key must be 4 bytes long, got {len(key)}")
-    return key
+    key_bytes = bytes(memoryview(key))
+    if len(key_bytes) != 4:
+        raise ValueError(f"mask key must be 4 bytes long, got {len(key_bytes)}")
+    return key_bytes
 
 
 def _byte_view(obj: Any) -> memoryview:

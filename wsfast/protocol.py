@@ -1,0 +1,564 @@
+"""The sans-IO WebSocket connection: bytes in, events out; sends in, bytes out.
+
+:class:`Connection` never touches a socket. The caller feeds it what the
+network delivered (:meth:`Connection.receive_data`, :meth:`Connection.receive_eof`),
+acts on the events it returns, and writes what :meth:`Connection.data_to_send`
+hands back. Rules of RFC 6455 (and RFC 7692 when permessage-deflate is
+negotiated) are enforced here, failing the connection with the right close
+code.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .events import (
+    BinaryMessage,
+    Closed,
+    CloseReceived,
+    Event,
+    Fragment,
+    HandshakeFailed,
+    HttpRequest,
+    Opened,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from .exceptions import ConnectionClosed, InvalidHandshake, InvalidUTF8, PayloadTooBig, ProtocolError
+from .extensions import PerMessageDeflateCodec
+from .frames import Close, CloseCode, FrameParser, Opcode, build_frame, frame_header
+from .handshake import ClientHandshake, RequestParser, Response, ResponseParser, ServerHandshake
+from .kernels import Utf8Validator
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "Role", "State"]
+
+#: Default limit on a received message, after decompression.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+_TEXT = Opcode.TEXT.value
+_BINARY = Opcode.BINARY.value
+_CONTINUATION = Opcode.CONTINUATION.value
+_CLOSE = Opcode.CLOSE.value
+_PING = Opcode.PING.value
+_PONG = Opcode.PONG.value
+_RSV1 = 4
+_urandom = os.urandom
+
+
+def _byte_buffer(data: Any) -> Any:
+    """``data`` as a flat buffer of bytes, copying only a non-contiguous one."""
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    view = memoryview(data)
+    if not view.c_contiguous:
+        return view.tobytes()
+    return view if view.ndim == 1 and view.format == "B" else view.cast("B")
+
+
+class Role(enum.Enum):
+    """Which end of the connection this is."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(enum.IntEnum):
+    """Connection states, numbered as the browser's ``WebSocket.readyState``."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Connection:
+    """A WebSocket connection, server or client side, without any I/O.
+
+    Use:
+        1. Feed every chunk read from the network to :meth:`receive_data`
+           (and :meth:`receive_eof` at end of stream); handle the events it
+           returns.
+        2. Send with :meth:`send_text`, :meth:`send_binary`, :meth:`send_ping`,
+           :meth:`close`.
+        3. After each of the above, write the buffers of :meth:`data_to_send`
+           to the network, in order.
+        4. When :attr:`should_close_transport` becomes True, close the TCP
+           connection once those buffers are written.
+
+    With a ``handshake`` the connection starts in CONNECTING and performs the
+    opening handshake itself; without one it starts OPEN (the caller did the
+    handshake and passes what was negotiated).
+    """
+
+    def __init__(
+        self,
+        role: Role | str,
+        *,
+        handshake: ServerHandshake | ClientHandshake | None = None,
+        subprotocol: str | None = None,
+        extensions: Sequence[object] = (),
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        max_header_bytes: int = 16384,
+        auto_pong: bool = True,
+        stream_fragments: bool = False,
+    ) -> None:
+        """Args:
+        role: :attr:`Role.SERVER` or :attr:`Role.CLIENT` (or their values).
+        handshake: a :class:`~wsfast.handshake.ServerHandshake` for a
+            server, a :class:`~wsfast.handshake.ClientHandshake` for a
+            client; ``None`` when the connection is already open.
+        subprotocol: the negotiated subprotocol, without ``handshake``.
+        extensions: the negotiated extension objects, without
+            ``handshake`` (a :class:`~wsfast.extensions.PerMessageDeflateCodec`).
+        max_message_size: the largest message accepted, in bytes, after
+            decompression; larger ones fail the connection with 1009.
+        max_frame_size: the largest frame payload accepted (defaults to
+            ``max_message_size``).
+        max_header_bytes: the limit on the handshake's header block.
+        auto_pong: answer pings with pongs automatically.
+        stream_fragments: deliver data frames as :class:`~wsfast.events.Fragment`
+            events instead of assembling whole messages.
+
+        Raises:
+            ValueError: an argument is out of range or does not fit the role.
+        """
+        self.role = Role(role)
+        if max_message_size <= 0:
+            raise ValueError(f"max_message_size must be > 0, got {max_message_size}")
+        if max_frame_size is None:
+            max_frame_size = max_message_size
+        if max_frame_size <= 0:
+            raise ValueError(f"max_frame_size must be > 0, got {max_frame_size}")
+        is_server = self.role is Role.SERVER
+        if handshake is not None and isinstance(handshake, ServerHandshake) != is_server:
+            raise ValueError(f"a {self.role.value} connection needs a {self.role.value} handshake")
+        self.max_message_size = max_message_size
+        self.auto_pong = auto_pong
+        self.stream_fragments = stream_fragments
+        self.subprotocol = subprotocol
+        self.extensions: tuple[str, ...] = ()
+        self._is_server = is_server
+        self._handshake = handshake
+        self._parser = FrameParser(masked=is_server, max_frame_size=max_frame_size)
+        self._http_parser: RequestParser | ResponseParser | None = None
+        self._deflate: PerMessageDeflateCodec | None = None
+        self._output: list[Any] = []
+        self._buffered = 0
+        # The message being received: its opcode (0 when none), fragments,
+        # size, whether it is compressed, and a UTF-8 validator for text.
+        self._message_opcode = 0
+        self._fragments: list[bytes] = []
+        self._message_size = 0
+        self._compressed = False
+        self._validator = Utf8Validator()
+        self._text_decoder = codecs.getincrementaldecoder("utf-8")()
+        # The message being sent in fragments: its opcode (0 when none) and
+        # whether it is compressed.
+        self._sending_opcode = 0
+        self._sending_compressed = False
+        self._close_sent: Close | None = None
+        self._close_received: Close | None = None
+        self._closed_event: Closed | None = None
+        self._failure: ProtocolError | None = None
+        self.should_close_transport = False
+        if handshake is None:
+            self.state = State.OPEN
+            self._use_extensions(extensions)
+        else:
+            self.state = State.CONNECTING
+            if isinstance(handshake, ServerHandshake):
+                self._http_parser = RequestParser(max_header_bytes=max_header_bytes)
+            else:
+                self._http_parser = ResponseParser(max_header_bytes=max_header_bytes)
+                self._queue(handshake.request().serialize())
+
+    # --- properties --------------------------------------------------------
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued by sends and not yet taken by :meth:`data_to_send`."""
+        return self._buffered
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the final :class:`~wsfast.events.Closed` event, once closed."""
+        return self._closed_event.code if self._closed_event else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason of the final :class:`~wsfast.events.Closed` event, once closed."""
+        return self._closed_event.reason if self._closed_event else None
+
+    # --- receiving ---------------------------------------------------------
+
+    def receive_data(self, data: Any) -> list[Event]:
+        """Take bytes received from the network; return the resulting events.
+
+        Args:
+            data: any bytes-like object; it is not kept after the call, so a
+                reused receive buffer may be passed.
+
+        Returns:
+            The events, in order. After a protocol violation the last event
+            is :class:`~wsfast.events.Closed` and the close frame is queued:
+            send :meth:`data_to_send`, then close the transport.
+        """
+        if self.state is State.CONNECTING:
+            return self._receive_handshake(data)
+        if self._close_received is not None or self.state is State.CLOSED:
+            return []  # RFC 6455 §5.5.1: nothing after a close frame counts.
+        events: list[Event] = []
+        try:
+            frames = self._parser.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc, events)
+            return events
+        append = events.append
+        # Whole, uncompressed messages skip the general path (the hot case).
+        simple = not self._message_opcode and not self.stream_fragments
+        try:
+            for frame in frames:
+                opcode = frame.opcode
+                if simple and frame.fin and not frame.rsv:
+                    if opcode == _BINARY:
+                        append(BinaryMessage(frame.payload))
+                        continue
+                    if opcode == _TEXT:
+                        try:
+                            append(TextMessage(frame.payload.decode("utf-8")))
+                        except UnicodeDecodeError:
+                            raise InvalidUTF8("invalid UTF-8 in a text message") from None
+                        continue
+                if opcode >= _CLOSE:
+                    if frame.rsv:
+                        raise ProtocolError("RSV bit set on a control frame")
+                    if opcode == _CLOSE:
+                        self._receive_close(frame.payload, events)
+                        break
+                    self._receive_ping_pong(opcode, frame.payload, events)
+                else:
+                    self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events)
+                    simple = not self._message_opcode and not self.stream_fragments
+            else:
+                if self._parser.error is not None:
+                    raise self._parser.error
+        except ProtocolError as exc:
+            self._fail(exc, events)
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        """Tell the connection that the peer closed the TCP connection.
+
+        Returns:
+            The final :class:`~wsfast.events.Closed` event, unless the
+            connection was closed already. The connection is then CLOSED and
+            :attr:`should_close_transport` is True.
+        """
+        events: list[Event] = []
+        self.should_close_transport = True
+        if self.state is State.CLOSED:
+            return events
+        if self.state is State.CONNECTING:
+            self.state = State.CLOSED
+            error = InvalidHandshake(400, "connection closed during the opening handshake")
+            events.append(HandshakeFailed(error))
+            return events
+        if self._close_sent is not None and self._close_received is not None:
+            close = self._close_received
+            self._finish(close.code, close.reason, True, events)
+        elif self._failure is not None:
+            self._finish(self._failure.code, str(self._failure), False, events)
+        else:
+            self._finish(CloseCode.ABNORMAL_CLOSURE, "", False, events)
+        return events
+
+    def _receive_handshake(self, data: Any) -> list[Event]:
+        events: list[Event] = []
+        if self._http_parser is None:
+            return events  # a plain HTTP request awaits its response
+        assert self._handshake is not None
+        try:
+            message = self._http_parser.feed(bytes(data))
+        except InvalidHandshake as exc:
+            return self._reject_handshake(exc, events)
+        if message is None:
+            return events
+        trailing = self._http_parser.trailing
+        self._http_parser = None
+        if isinstance(self._handshake, ServerHandshake):
+            request = message
+            assert not isinstance(request, Response)
+            if not ServerHandshake.is_upgrade(request):
+                events.append(HttpRequest(request))
+                return events
+            try:
+                accepted = self._handshake.accept(request)
+            except InvalidHandshake as exc:
+                return self._reject_handshake(exc, events)
+            self._queue(accepted.response.serialize())
+            response = accepted.response
+        else:
+            assert isinstance(message, Response)
+            response = message
+            request = self._handshake.request()
+            try:
+                accepted = self._handshake.validate(response)
+            except InvalidHandshake as exc:
+                return self._reject_handshake(exc, events)
+        self.subprotocol = accepted.subprotocol
+        self._use_extensions(accepted.extensions)
+        self.state = State.OPEN
+        self._handshake = None
+        events.append(Opened(request, response, self.subprotocol, self.extensions))
+        if trailing:
+            events += self.receive_data(trailing)
+        return events
+
+    def _reject_handshake(self, exc: InvalidHandshake, events: list[Event]) -> list[Event]:
+        if self._is_server:
+            self._queue(ServerHandshake.reject(exc).serialize())
+        self.state = State.CLOSED
+        self.should_close_transport = True
+        self._handshake = None
+        self._http_parser = None
+        events.append(HandshakeFailed(exc))
+        return events
+
+    def _use_extensions(self, extensions: Sequence[object]) -> None:
+        names = []
+        for extension in extensions:
+            if isinstance(extension, PerMessageDeflateCodec):
+                self._deflate = extension
+                self._parser.rsv_allowed = _RSV1
+                names.append("permessage-deflate")
+            else:
+                raise ValueError(f"unsupported extension object: {extension!r}")
+        self.extensions = tuple(names)
+
+    def _receive_data_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int, events: list[Event]) -> None:
+        """A data frame outside the fast path: fragments, compression, streaming."""
+        if opcode == _CONTINUATION:
+            if not self._message_opcode:
+                raise ProtocolError("continuation frame without a message to continue")
+            if rsv:
+                raise ProtocolError("RSV1 set on a continuation frame")
+        else:
+            if self._message_opcode:
+                raise ProtocolError("new data frame inside a fragmented message")
+            self._message_opcode = opcode
+            self._compressed = bool(rsv & _RSV1)
+            self._message_size = 0
+            self._validator.reset()
+            self._text_decoder.reset()
+        is_text = self._message_opcode == _TEXT
+        if self._compressed:
+            assert self._deflate is not None
+            payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size - self._message_size)
+        self._message_size += len(payload)
+        if self._message_size > self.max_message_size:
+            raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
+        if self.stream_fragments:
+            if is_text:
+                try:
+                    text = self._text_decoder.decode(payload, fin)
+                except UnicodeDecodeError:
+                    raise InvalidUTF8("invalid UTF-8 in a text message") from None
+                if fin or text:
+                    events.append(Fragment(text, fin))
+            elif fin or payload:
+                events.append(Fragment(payload, fin))
+        else:
+            if is_text:
+                # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
+                valid, complete, _, _ = self._validator.validate(payload)
+                if not valid or (fin and not complete):
+                    raise InvalidUTF8("invalid UTF-8 in a text message")
+            self._fragments.append(payload)
+            if fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                events.append(TextMessage(data.decode("utf-8")) if is_text else BinaryMessage(data))
+        if fin:
+            self._message_opcode = 0
+
+    def _receive_ping_pong(self, opcode: int, payload: bytes, events: list[Event]) -> None:
+        if opcode == _PING:
+            if self.auto_pong and self._close_sent is None:
+                self._send_frame(_PONG, payload, True, 0)
+            events.append(Ping(payload))
+        else:
+            events.append(Pong(payload))
+
+    def _receive_close(self, payload: bytes, events: list[Event]) -> None:
+        close = Close.parse(payload)
+        self._close_received = close
+        events.append(CloseReceived(close.code, close.reason))
+        if self._close_sent is None:
+            # Echo the code (RFC 6455 §5.5.1); a close without one gets none.
+            self._send_close(close)
+        self._finish_if_both_closes(events)
+
+    def _finish_if_both_closes(self, events: list[Event]) -> None:
+        if self._close_sent is None or self._close_received is None:
+            self.state = State.CLOSING
+            return
+        close = self._close_received
+        if self._is_server:
+            # RFC 6455 §7.1.1: the server closes the TCP connection first.
+            self.should_close_transport = True
+        self._finish(close.code, close.reason, True, events)
+
+    def _fail(self, exc: ProtocolError, events: list[Event]) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after."""
+        self._failure = exc
+        reason = str(exc).encode()[:123].decode("utf-8", "ignore")
+        if self._close_sent is None:
+            self._send_close(Close(exc.code, reason))
+        self._close_received = self._close_received or Close(exc.code, reason)
+        self._fragments = []
+        self.should_close_transport = True
+        self._finish(exc.code, reason, False, events, exc)
+
+    def _finish(
+        self, code: int, reason: str, clean: bool, events: list[Event], error: ProtocolError | None = None
+    ) -> None:
+        self.state = State.CLOSED
+        if self._closed_event is None:
+            self._closed_event = Closed(code, reason, clean, error)
+            events.append(self._closed_event)
+
+    # --- sending -------------------------------------------------------------
+
+    def data_to_send(self) -> list[Any]:
+        """Return the buffers to write to the network, in order, and forget them.
+
+        Headers and payloads are separate buffers, suited to scatter-gather
+        writes (``socket.sendmsg``). An unmasked (server) payload may be the
+        very object passed to a send method: do not modify it until written.
+        """
+        output, self._output = self._output, []
+        self._buffered = 0
+        return output
+
+    def send_text(self, text: str, *, fin: bool = True) -> None:
+        """Queue a text message, or one fragment of it when ``fin`` is False.
+
+        Raises:
+            ConnectionClosed: the connection is not OPEN.
+            ValueError: a binary message is being sent in fragments.
+            TypeError: ``text`` is not a ``str``.
+        """
+        if type(text) is not str:
+            raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
+        self._send_data(_TEXT, text.encode("utf-8"), fin)
+
+    def send_binary(self, data: Any, *, fin: bool = True) -> None:
+        """Queue a binary message (any bytes-like object), or one fragment of it.
+
+        Raises:
+            ConnectionClosed: the connection is not OPEN.
+            ValueError: a text message is being sent in fragments.
+            TypeError: ``data`` is not bytes-like.
+        """
+        self._send_data(_BINARY, _byte_buffer(data), fin)
+
+    def _send_data(self, opcode: int, payload: Any, fin: bool) -> None:
+        if self.state is not State.OPEN:
+            raise ConnectionClosed(*self._close_details())
+        if self._sending_opcode:
+            if opcode != self._sending_opcode:
+                raise ValueError("another message is being sent in fragments: finish it first")
+            first = False
+        else:
+            first = True
+        rsv = 0
+        deflate = self._deflate
+        if deflate is not None and (self._sending_opcode or deflate.should_compress(len(payload))):
+            if first or self._sending_compressed:
+                payload = deflate.compress(payload, final=fin)
+                self._sending_compressed = True
+                rsv = _RSV1 if first else 0
+        elif first:
+            self._sending_compressed = False
+        self._sending_opcode = 0 if fin else opcode
+        self._send_frame(opcode if first else _CONTINUATION, payload, fin, rsv)
+
+    def send_ping(self, payload: Any = b"") -> None:
+        """Queue a ping with up to 125 bytes of payload.
+
+        Raises:
+            ConnectionClosed: the connection is not OPEN.
+            ValueError: the payload is over 125 bytes.
+        """
+        if self.state is not State.OPEN:
+            raise ConnectionClosed(*self._close_details())
+        self._send_frame(_PING, bytes(payload), True, 0)
+
+    def send_pong(self, payload: Any = b"") -> None:
+        """Queue an unsolicited pong (a heartbeat that needs no answer)."""
+        if self.state is not State.OPEN:
+            raise ConnectionClosed(*self._close_details())
+        self._send_frame(_PONG, bytes(payload), True, 0)
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (or answer it, if the peer started it).
+
+        Args:
+            code: a close code allowed on the wire (1000-1003, 1007-1014,
+                3000-4999), or 1005 to send a close frame without a code.
+            reason: at most 123 bytes once UTF-8 encoded.
+
+        Raises:
+            ValueError: the code may not be sent or the reason is too long.
+        """
+        close = Close(code, reason)
+        close.serialize()  # validate before any state changes
+        if self.state is State.CONNECTING:
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "the opening handshake is not complete")
+        if self._close_sent is not None or self.state is State.CLOSED:
+            return
+        self._send_close(close)
+        self._finish_if_both_closes([])
+
+    def send_response(self, response: Response) -> None:
+        """Answer a plain :class:`~wsfast.events.HttpRequest`; the connection then closes.
+
+        Raises:
+            RuntimeError: there is no plain HTTP request to answer.
+        """
+        if self.state is not State.CONNECTING or not self._is_server or self._http_parser is not None:
+            raise RuntimeError("send_response() answers an HttpRequest event only")
+        self._queue(response.serialize())
+        self.state = State.CLOSED
+        self.should_close_transport = True
+
+    def _send_close(self, close: Close) -> None:
+        self._close_sent = close
+        self._send_frame(_CLOSE, close.serialize(), True, 0)
+        self._sending_opcode = 0
+
+    def _close_details(self) -> tuple[int, str]:
+        close = self._close_received or self._close_sent
+        if close is None:
+            return (CloseCode.ABNORMAL_CLOSURE, "the connection is not open")
+        return (close.code, close.reason)
+
+    def _send_frame(self, opcode: int, payload: Any, fin: bool, rsv: int) -> None:
+        if self._is_server:
+            # Unmasked: header and payload go out as two buffers, no copy.
+            self._queue(frame_header(opcode, len(payload), fin=fin, rsv=rsv))
+            if len(payload):
+                self._queue(payload)
+        else:
+            # RFC 6455 §5.3: a fresh, unpredictable key for every frame.
+            self._queue(build_frame(opcode, payload, fin=fin, rsv=rsv, mask_key=_urandom(4)))
+
+    def _queue(self, data: Any) -> None:
+        self._output.append(data)
+        self._buffered += len(data) if type(data) is bytes else memoryview(data).nbytes
