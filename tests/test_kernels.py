@@ -7,7 +7,6 @@ UTF-8 decoder for validity, hand-written RFC 6455 byte strings for frames.
 from __future__ import annotations
 
 import array
-import codecs
 import inspect
 import itertools
 import mmap
@@ -331,7 +330,7 @@ def test_utf8_property_text_with_junk_in_random_chunks(text: str, junk: bytes, c
     bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     for module in IMPLS:
         validator = module.Utf8Validator()
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in zip(bounds, bounds[1:], strict=False):
             valid, _, index, total = validator.validate(data[start:end])
             if not valid:
                 assert bad is not None and total == bad and index == bad - start
@@ -532,7 +531,7 @@ def test_frame_parser_property_twins_agree_on_any_stream(
     for module in IMPLS:
         parser = module.FrameParser(masked=True)
         parsed = []
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in zip(bounds, bounds[1:], strict=False):
             parsed += parser.feed(stream[start:end])
         assert parsed == expected
 

@@ -489,6 +489,15 @@ class Connection:
         self._sending_opcode = 0 if fin else opcode
         self._send_frame(opcode if first else _CONTINUATION, payload, fin, rsv)
 
+    def can_send_prebuilt(self) -> bool:
+        """Whether a frame built elsewhere may be written to this connection now.
+
+        True for an OPEN server connection without compression and outside a
+        fragmented send: a server can then frame a message once and write the
+        same buffers to many clients (after draining :meth:`data_to_send`).
+        """
+        return self._is_server and self.state is State.OPEN and not self._sending_opcode and self._deflate is None
+
     def send_ping(self, payload: Any = b"") -> None:
         """Queue a ping with up to 125 bytes of payload.
 

@@ -1,0 +1,337 @@
+"""A small selectors event loop, and the non-blocking socket stream it drives.
+
+:class:`Loop` runs callbacks on socket readiness, timers (``call_later``) and
+calls from other threads (``call_soon_threadsafe``, woken by a socket pair).
+:class:`Stream` owns one non-blocking socket, plain or TLS: it reads into a
+shared buffer, and writes a queue of frames with scatter-gather ``sendmsg``,
+watching for writability only while something is pending.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Loop", "Stream", "TimerHandle"]
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+# sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
+_MAX_IOV = 512
+# Bytes handed to one sendmsg()/send() call at most.
+_MAX_WRITE = 1 << 20
+_RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class TimerHandle:
+    """A callback scheduled by :meth:`Loop.call_later`; :meth:`cancel` to drop it."""
+
+    __slots__ = ("when", "callback", "args", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    """A single-threaded selector loop with timers and a thread-safe inbox."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._sequence = itertools.count()
+        self._inbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self.selector.register(self._wake_reader, _READ, self._drain_wakeups)
+        self._stopping = False
+        self._thread_id: int | None = None
+        #: The time of the current loop iteration (``time.monotonic()``).
+        self.now = time.monotonic()
+
+    # --- scheduling ----------------------------------------------------------
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``callback(*args)`` in the loop after ``delay`` seconds (loop thread only)."""
+        handle = TimerHandle(time.monotonic() + delay, callback, args)
+        heapq.heappush(self._timers, (handle.when, next(self._sequence), handle))
+        return handle
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` in the loop thread soon; callable from any thread."""
+        self._inbox.append((callback, args))
+        try:
+            self._wake_writer.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # the pair is full: the loop is awake already
+        except OSError:
+            pass  # closed: the loop is gone
+
+    def in_loop_thread(self) -> bool:
+        """Whether the caller runs in the loop's thread (or the loop is not running)."""
+        return self._thread_id is None or self._thread_id == threading.get_ident()
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current iteration (any thread)."""
+        self._stopping = True
+        self.call_soon_threadsafe(lambda: None)
+
+    # --- running -------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until :meth:`stop`."""
+        self._stopping = False
+        self._thread_id = threading.get_ident()
+        select = self.selector.select
+        try:
+            while not self._stopping:
+                timeout = None
+                if self._timers:
+                    timeout = max(0.0, self._timers[0][0] - time.monotonic())
+                if self._inbox:
+                    timeout = 0.0
+                events = select(timeout)
+                self.now = time.monotonic()
+                for key, mask in events:
+                    key.data(key.fileobj, mask)
+                self._run_inbox()
+                self._run_timers()
+        finally:
+            self._thread_id = None
+
+    def close(self) -> None:
+        """Release the selector and the wake-up sockets."""
+        self.selector.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _drain_wakeups(self, sock: socket.socket, mask: int) -> None:
+        try:
+            while sock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _run_inbox(self) -> None:
+        inbox = self._inbox
+        for _ in range(len(inbox)):
+            callback, args = inbox.popleft()
+            callback(*args)
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            _, _, handle = heapq.heappop(timers)
+            if not handle.cancelled:
+                handle.callback(*handle.args)
+
+
+class Stream:
+    """One non-blocking socket in a :class:`Loop`: reads, queued writes, TLS.
+
+    The owner supplies callbacks: ``on_data(view)`` with each chunk read (a
+    memoryview into a shared buffer, valid during the call only),
+    ``on_close()`` once the socket is closed for any reason (end of stream,
+    error, or a local :meth:`close`), ``on_ready()`` once a TLS handshake (if
+    any) is complete, and ``on_drain()`` when the write queue empties.
+
+    Writes are frames: lists of buffers, queued in order and sent with
+    ``sendmsg`` (plain TCP) or ``send`` (TLS). :attr:`queued` counts the
+    bytes waiting.
+    """
+
+    #: Shared receive buffer: the loop is single-threaded, so one suffices.
+    _read_buffer = bytearray(256 * 1024)
+
+    def __init__(
+        self,
+        loop: Loop,
+        sock: socket.socket,
+        *,
+        on_data: Callable[[memoryview], None],
+        on_close: Callable[[], None],
+        on_ready: Callable[[], None] = lambda: None,
+        on_drain: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.on_data = on_data
+        self.on_close = on_close
+        self.on_ready = on_ready
+        self.on_drain = on_drain
+        self.frames: collections.deque[list[Any]] = collections.deque()
+        self.queued = 0
+        #: Whether the first frame in the queue is partly written.
+        self.head_started = False
+        self.closed = False
+        self._close_after_flush = False
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._handshaking = self._tls
+        self._events = _READ
+        sock.setblocking(False)
+        loop.selector.register(sock, _READ, self._on_event)
+        self._view = memoryview(self._read_buffer)
+
+    # --- writing ---------------------------------------------------------------
+
+    def write(self, buffers: list[Any]) -> None:
+        """Queue one frame (a list of buffers) and write as much as possible now."""
+        if self.closed or self._close_after_flush:
+            return
+        size = 0
+        for buffer in buffers:
+            size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+        self.frames.append(buffers)
+        self.queued += size
+        # While EVENT_WRITE is watched the socket is full: the loop flushes.
+        if not self._handshaking and not self._events & _WRITE:
+            self._flush()
+
+    def close_after_flush(self) -> None:
+        """Close the socket once the queue is written (at once if it is empty)."""
+        self._close_after_flush = True
+        if not self.frames:
+            self.close()
+
+    def close(self) -> None:
+        """Close the socket now, dropping whatever is queued."""
+        if self.closed:
+            return
+        self.closed = True
+        self.frames.clear()
+        self.queued = 0
+        try:
+            self.loop.selector.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.on_close()
+
+    def _flush(self) -> None:
+        frames = self.frames
+        while frames and not self.closed and not self._handshaking:
+            buffers: list[Any] = []
+            total = 0
+            for frame in frames:
+                buffers.extend(frame)
+                total += sum(len(b) if type(b) is bytes else memoryview(b).nbytes for b in frame)
+                if len(buffers) >= _MAX_IOV or total >= _MAX_WRITE:
+                    break
+            try:
+                if self._tls:
+                    sent = self.sock.send(b"".join(buffers) if len(buffers) > 1 else buffers[0])
+                else:
+                    sent = self.sock.sendmsg(buffers)
+            except _RETRY:
+                break
+            except OSError:
+                self._broken()
+                return
+            self._consume(sent)
+            if sent < total:
+                break
+        want_write = bool(frames) and not self.closed
+        self._watch(_READ | _WRITE if want_write else _READ)
+        if not frames and not self.closed:
+            if self._close_after_flush:
+                self.close()
+            else:
+                self.on_drain()
+
+    def _consume(self, sent: int) -> None:
+        """Drop ``sent`` written bytes from the front of the queue."""
+        self.queued -= sent
+        frames = self.frames
+        while sent:
+            frame = frames[0]
+            while frame and sent:
+                first = frame[0]
+                size = len(first) if type(first) is bytes else memoryview(first).nbytes
+                if sent >= size:
+                    sent -= size
+                    frame.pop(0)
+                else:
+                    frame[0] = memoryview(first).cast("B")[sent:]
+                    sent = 0
+            if not frame:
+                frames.popleft()
+                self.head_started = False
+            else:
+                self.head_started = True
+        if frames and not frames[0]:
+            frames.popleft()
+
+    def _watch(self, events: int) -> None:
+        if events != self._events and not self.closed:
+            self._events = events
+            self.loop.selector.modify(self.sock, events, self._on_event)
+
+    # --- reading ---------------------------------------------------------------
+
+    def _on_event(self, sock: socket.socket, mask: int) -> None:
+        if self._handshaking:
+            self._do_handshake()
+            return
+        if mask & _WRITE:
+            self._flush()
+        if mask & _READ and not self.closed:
+            self._read()
+
+    def _read(self) -> None:
+        view = self._view
+        sock = self.sock
+        while True:
+            try:
+                n = sock.recv_into(view)
+            except _RETRY:
+                return
+            except OSError:
+                self._broken()
+                return
+            if not n:
+                self._broken()
+                return
+            self.on_data(view[:n])
+            # TLS may hold decrypted bytes that the selector cannot see.
+            if self.closed or not (self._tls and sock.pending()):  # type: ignore[attr-defined]
+                return
+
+    def _do_handshake(self) -> None:
+        try:
+            self.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._watch(_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(_READ | _WRITE)
+            return
+        except (OSError, ValueError):
+            self._broken()
+            return
+        self._handshaking = False
+        self._watch(_READ)
+        self.on_ready()
+        if self.frames:
+            self._flush()
+
+    def _broken(self) -> None:
+        self.close()
+
