@@ -24,7 +24,7 @@ Params = list[tuple[str, str | None]]
 
 
 def codecs(
-    bits: int = 15, *, no_context_takeover: bool = False, **settings: int
+    bits: int = 15, *, no_context_takeover: bool = False, **options: int
 ) -> tuple[PerMessageDeflateCodec, PerMessageDeflateCodec]:
     """A sender (the client) and a receiver (the server) agreeing on one direction."""
     sender = PerMessageDeflateCodec(
@@ -33,7 +33,7 @@ def codecs(
         remote_no_context_takeover=False,
         local_max_window_bits=bits,
         remote_max_window_bits=15,
-        **settings,
+        **options,
     )
     receiver = PerMessageDeflateCodec(
         is_server=True,
@@ -41,19 +41,19 @@ def codecs(
         remote_no_context_takeover=no_context_takeover,
         local_max_window_bits=15,
         remote_max_window_bits=bits,
-        **settings,
+        **options,
     )
     return sender, receiver
 
 
 def negotiate(
     client: PerMessageDeflate, server: PerMessageDeflate
-) -> tuple[Params, PerMessageDeflateCodec, PerMessageDeflateCodec]:
-    """Run one offer through the server and its response through the client."""
+) -> tuple[PerMessageDeflateCodec, PerMessageDeflateCodec]:
+    """Run the client's offer through the server and the response back: the client's and the server's codecs."""
     accepted = server.accept(client.offer())
     assert accepted is not None, "the server declined the offer"
     response, server_codec = accepted
-    return response, client.confirm(response), server_codec
+    return client.confirm(response), server_codec
 
 
 def negotiated(codec: PerMessageDeflateCodec) -> tuple[bool, bool, int, int]:
@@ -366,7 +366,7 @@ def test_messages_below_the_threshold_are_not_worth_compressing() -> None:
 
 
 def test_the_threshold_is_part_of_the_negotiated_codec() -> None:
-    _, client, server = negotiate(PerMessageDeflate(compress_threshold=0), PerMessageDeflate(compress_threshold=1000))
+    client, server = negotiate(PerMessageDeflate(compress_threshold=0), PerMessageDeflate(compress_threshold=1000))
     assert client.should_compress(0)
     assert not server.should_compress(999)
 
@@ -637,7 +637,7 @@ def test_any_two_configurations_agree_on_the_strictest_terms(client_config: dict
     client = PerMessageDeflate(**client_config)
     for server_config in CONFIGS:
         server = PerMessageDeflate(**server_config)
-        _, client_codec, server_codec = negotiate(client, server)
+        client_codec, server_codec = negotiate(client, server)
         server_bits = min(client.server_max_window_bits or 15, server.server_max_window_bits or 15)
         client_bits = min(client.client_max_window_bits or 15, server.client_max_window_bits or 15)
         no_server_takeover = client.server_no_context_takeover or server.server_no_context_takeover

@@ -10,13 +10,13 @@ Three decisions that RFC 7692 leaves to the implementation:
 
 * **Window bits 8.** zlib (since 1.2.9) refuses ``wbits=-8`` for raw deflate
   compression, and a larger compression window is not safe in general: the
-  peer sized its LZ77 window from what was negotiated (§7.1.2). zlib never
-  emits a back-reference longer than ``2**wbits - 262`` (its ``MAX_DIST``:
-  the window minus the longest match and the minimum lookahead), so a
-  9-bit compressor reaches back at most 250 bytes, within the 256 that 8
-  bits allow. The codec therefore compresses with 9 bits when 8 were
-  negotiated; decompression uses the negotiated value as is (zlib accepts
-  8 there).
+  peer sized its LZ77 window from what was negotiated (§7.1.2). But zlib
+  never emits a back-reference longer than ``2**wbits - 262`` (``MAX_DIST``
+  in deflate.c: the window less the longest match, the shortest match and
+  one), so a 9-bit compressor reaches back at most 250 bytes, within the
+  256 that 8 bits allow. The codec therefore compresses with 9 bits when 8
+  were negotiated (the tests check the distances zlib emits);
+  decompression uses the negotiated value as is (zlib accepts 8 there).
 * **Corrupt compressed data** fails with close code 1007 (invalid frame
   payload data), as the ``ws`` library for Node.js does: the frame is
   well formed, its payload is not what the RSV1 bit announced.
@@ -404,7 +404,7 @@ class PerMessageDeflateCodec:
             max_size: the largest decompressed size of the whole message,
                 counted across its fragments, or ``None`` for no limit.
                 zlib is never asked for more than one byte past the limit,
-                so a zip bomb costs at most ``max_size`` bytes of memory.
+                so a zip bomb costs about ``max_size`` bytes of memory.
 
         Returns:
             The decompressed bytes of this fragment.
@@ -418,9 +418,8 @@ class PerMessageDeflateCodec:
         try:
             output = self._inflate(data, max_size)
             if final:
-                tail = self._inflate(_EMPTY_BLOCK_TAIL, max_size)
-                if tail:
-                    output += tail
+                # Usually b"", and bytes + b"" is no copy.
+                output += self._inflate(_EMPTY_BLOCK_TAIL, max_size)
         except PayloadTooBig:
             self._forget_message()
             raise
