@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .client import (
+    ClientConnection,
+    CloseEvent,
+    ErrorEvent,
+    MessageEvent,
+    Reconnect,
+    ReconnectEvent,
+    WebSocket,
+    connect,
+)
 from .exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -29,31 +39,43 @@ from .kernels import (
     validate_utf8,
 )
 from .protocol import Connection, Role, State
+from .server import Handler, Server, ServerConnection
 
 __all__ = [
     "HAS_EXTENSION",
     "IMPLEMENTATION",
+    "ClientConnection",
     "ClientHandshake",
     "Close",
     "CloseCode",
     "Connection",
+    "CloseEvent",
     "ConnectionClosed",
+    "ErrorEvent",
     "Frame",
     "FrameParser",
+    "Handler",
     "InvalidHandshake",
     "InvalidUTF8",
+    "MessageEvent",
     "NegotiationError",
     "Opcode",
     "PayloadTooBig",
     "PerMessageDeflate",
     "ProtocolError",
+    "Reconnect",
+    "ReconnectEvent",
     "Role",
+    "Server",
+    "ServerConnection",
     "ServerHandshake",
     "State",
     "Utf8Validator",
+    "WebSocket",
     "WsfastError",
     "__version__",
     "build_frame",
+    "connect",
     "frame_header",
     "mask",
     "mask_into",

@@ -334,4 +334,3 @@ class Stream:
 
     def _broken(self) -> None:
         self.close()
-

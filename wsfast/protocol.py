@@ -430,7 +430,7 @@ class Connection:
     ) -> None:
         self.state = State.CLOSED
         if self._closed_event is None:
-            self._closed_event = Closed(code, reason, clean, error)
+            self._closed_event = Closed(int(code), reason, clean, error)
             events.append(self._closed_event)
 
     # --- sending -------------------------------------------------------------
