@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from .events import BinaryMessage, Closed, Event, HandshakeFailed, Opened, TextMessage
+from .events import Closed, Event, HandshakeFailed, Opened
 from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
 from .frames import CloseCode
@@ -195,8 +195,8 @@ class ClientConnection:
         events = self.protocol.receive_data(data) if data else self.protocol.receive_eof()
         for event in events:
             kind = type(event)
-            if kind is TextMessage or kind is BinaryMessage:
-                self._messages.append(event.data)  # type: ignore[union-attr]
+            if kind is str or kind is bytes:
+                self._messages.append(event)  # type: ignore[arg-type]
             elif kind is Closed:
                 self._closed_event = event  # type: ignore[assignment]
         self._flush()
@@ -600,10 +600,10 @@ class WebSocket:
 
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, TextMessage):
-                self._emit(self.onmessage, MessageEvent(event.data))
-            elif isinstance(event, BinaryMessage):
-                data: Any = event.data
+            if isinstance(event, str):
+                self._emit(self.onmessage, MessageEvent(event))
+            elif isinstance(event, bytes):
+                data: Any = event
                 if self.binary_type == "bytearray":
                     data = bytearray(data)
                 elif self.binary_type == "memoryview":

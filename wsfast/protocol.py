@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from .events import (
-    BinaryMessage,
     Closed,
     CloseReceived,
     Event,
@@ -27,7 +26,6 @@ from .events import (
     Opened,
     Ping,
     Pong,
-    TextMessage,
 )
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidUTF8, PayloadTooBig, ProtocolError
 from .extensions import PerMessageDeflateCodec
@@ -145,7 +143,11 @@ class Connection:
         self.extensions: tuple[str, ...] = ()
         self._is_server = is_server
         self._handshake = handshake
-        self._parser = FrameParser(masked=is_server, max_frame_size=max_frame_size)
+        self._max_frame_size = max_frame_size
+        # Without compression a frame is never larger than its message: the
+        # parser's limit then also enforces max_message_size on whole
+        # messages, so the fast path needs no size check of its own.
+        self._parser = FrameParser(masked=is_server, max_frame_size=min(max_frame_size, max_message_size))
         self._http_parser: RequestParser | ResponseParser | None = None
         self._deflate: PerMessageDeflateCodec | None = None
         self._output: list[Any] = []
@@ -220,18 +222,19 @@ class Connection:
             self._fail(exc, events)
             return events
         append = events.append
-        # Whole, uncompressed messages skip the general path (the hot case).
-        simple = not self._message_opcode and not self.stream_fragments
+        # Whole messages skip the general path (the hot case); with deflate
+        # negotiated they take it, for the size check the parser cannot make.
+        simple = not self._message_opcode and not self.stream_fragments and self._deflate is None
         try:
             for frame in frames:
                 opcode = frame.opcode
                 if simple and frame.fin and not frame.rsv:
                     if opcode == _BINARY:
-                        append(BinaryMessage(frame.payload))
+                        append(frame.payload)
                         continue
                     if opcode == _TEXT:
                         try:
-                            append(TextMessage(frame.payload.decode("utf-8")))
+                            append(frame.payload.decode("utf-8"))
                         except UnicodeDecodeError:
                             raise InvalidUTF8("invalid UTF-8 in a text message") from None
                         continue
@@ -244,7 +247,7 @@ class Connection:
                     self._receive_ping_pong(opcode, frame.payload, events)
                 else:
                     self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events)
-                    simple = not self._message_opcode and not self.stream_fragments
+                    simple = not self._message_opcode and not self.stream_fragments and self._deflate is None
             else:
                 if self._parser.error is not None:
                     raise self._parser.error
@@ -335,7 +338,13 @@ class Connection:
         for extension in extensions:
             if isinstance(extension, PerMessageDeflateCodec):
                 self._deflate = extension
-                self._parser.rsv_allowed = _RSV1
+                # Deflate may make a frame slightly larger than its message
+                # (stored blocks: 5 bytes per 64 KiB); the inflated size is
+                # bounded while decompressing, uncompressed frames below.
+                slack = self._max_frame_size // 8192 + 64
+                self._parser = FrameParser(
+                    masked=self._is_server, max_frame_size=self._max_frame_size + slack, rsv_allowed=_RSV1
+                )
                 names.append("permessage-deflate")
             else:
                 raise ValueError(f"unsupported extension object: {extension!r}")
@@ -359,31 +368,29 @@ class Connection:
         is_text = self._message_opcode == _TEXT
         if self._compressed:
             assert self._deflate is not None
-            payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size - self._message_size)
+            # The codec bounds the inflated size of the whole message.
+            payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size)
         self._message_size += len(payload)
         if self._message_size > self.max_message_size:
             raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
+        if is_text:
+            # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
+            valid, complete, _, _ = self._validator.validate(payload)
+            if not valid or (fin and not complete):
+                raise InvalidUTF8("invalid UTF-8 in a text message")
         if self.stream_fragments:
             if is_text:
-                try:
-                    text = self._text_decoder.decode(payload, fin)
-                except UnicodeDecodeError:
-                    raise InvalidUTF8("invalid UTF-8 in a text message") from None
+                text = self._text_decoder.decode(payload, fin)  # valid: checked above
                 if fin or text:
                     events.append(Fragment(text, fin))
             elif fin or payload:
                 events.append(Fragment(payload, fin))
         else:
-            if is_text:
-                # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
-                valid, complete, _, _ = self._validator.validate(payload)
-                if not valid or (fin and not complete):
-                    raise InvalidUTF8("invalid UTF-8 in a text message")
             self._fragments.append(payload)
             if fin:
                 data = b"".join(self._fragments)
                 self._fragments = []
-                events.append(TextMessage(data.decode("utf-8")) if is_text else BinaryMessage(data))
+                events.append(data.decode("utf-8") if is_text else data)
         if fin:
             self._message_opcode = 0
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .events import BinaryMessage, Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong, TextMessage
+from .events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
 from .frames import CloseCode, Opcode, frame_header
@@ -194,8 +194,8 @@ class ServerConnection:
         for event in events:
             kind = type(event)
             try:
-                if kind is BinaryMessage or kind is TextMessage:
-                    handler.on_message(self, event.data)  # type: ignore[union-attr]
+                if kind is bytes or kind is str:
+                    handler.on_message(self, event)  # type: ignore[arg-type]
                 elif kind is Opened:
                     self._open(event)  # type: ignore[arg-type]
                 elif kind is Closed:
