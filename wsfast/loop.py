@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import logging
 import selectors
 import socket
 import ssl
@@ -22,6 +23,8 @@ from typing import Any
 
 __all__ = ["Loop", "Stream", "TimerHandle"]
 
+logger = logging.getLogger("wsfast.loop")
+
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 # sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
@@ -29,6 +32,14 @@ _MAX_IOV = 512
 # Bytes handed to one sendmsg()/send() call at most.
 _MAX_WRITE = 1 << 20
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _size(buffer: Any) -> int:
+    return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+
+
+def _frame_size(frame: list[Any]) -> int:
+    return sum(_size(buffer) for buffer in frame)
 
 
 class TimerHandle:
@@ -107,7 +118,10 @@ class Loop:
                 events = select(timeout)
                 self.now = time.monotonic()
                 for key, mask in events:
-                    key.data(key.fileobj, mask)
+                    try:
+                        key.data(key.fileobj, mask)
+                    except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+                        logger.exception("error in an I/O callback")
                 self._run_inbox()
                 self._run_timers()
         finally:
@@ -130,7 +144,10 @@ class Loop:
         inbox = self._inbox
         for _ in range(len(inbox)):
             callback, args = inbox.popleft()
-            callback(*args)
+            try:
+                callback(*args)
+            except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+                logger.exception("error in %r", callback)
 
     def _run_timers(self) -> None:
         timers = self._timers
@@ -138,7 +155,10 @@ class Loop:
         while timers and timers[0][0] <= now:
             _, _, handle = heapq.heappop(timers)
             if not handle.cancelled:
-                handle.callback(*handle.args)
+                try:
+                    handle.callback(*handle.args)
+                except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+                    logger.exception("error in timer %r", handle.callback)
 
 
 class Stream:
@@ -182,6 +202,9 @@ class Stream:
         self._close_after_flush = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._handshaking = self._tls
+        # OpenSSL must be given the very same bytes again after a WANT_WRITE:
+        # a TLS stream moves frames out of the queue into this chunk first.
+        self._tls_chunk: bytes | None = None
         self._events = _READ
         sock.setblocking(False)
         loop.selector.register(sock, _READ, self._on_event)
@@ -193,11 +216,8 @@ class Stream:
         """Queue one frame (a list of buffers) and write as much as possible now."""
         if self.closed or self._close_after_flush:
             return
-        size = 0
-        for buffer in buffers:
-            size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
         self.frames.append(buffers)
-        self.queued += size
+        self.queued += _frame_size(buffers)
         # While EVENT_WRITE is watched the socket is full: the loop flushes.
         if not self._handshaking and not self._events & _WRITE:
             self._flush()
@@ -214,6 +234,7 @@ class Stream:
             return
         self.closed = True
         self.frames.clear()
+        self._tls_chunk = None
         self.queued = 0
         try:
             self.loop.selector.unregister(self.sock)
@@ -225,36 +246,78 @@ class Stream:
             pass
         self.on_close()
 
-    def _flush(self) -> None:
+    def drop_unsent(self, droppable: Callable[[list[Any]], bool] | None = None, limit: int = 0) -> None:
+        """Drop queued frames that are not being written, oldest first, while
+        more than ``limit`` bytes are queued; only those ``droppable(frame)``
+        accepts (all when ``None``). A partly written frame is always kept.
+        """
+        kept: collections.deque[list[Any]] = collections.deque()
         frames = self.frames
-        while frames and not self.closed and not self._handshaking:
+        if self.head_started and frames:
+            kept.append(frames.popleft())
+        while frames:
+            frame = frames.popleft()
+            if self.queued > limit and (droppable is None or droppable(frame)):
+                self.queued -= _frame_size(frame)
+            else:
+                kept.append(frame)
+        self.frames = kept
+
+    def _flush(self) -> None:
+        if self._tls:
+            self._flush_tls()
+        else:
+            self._flush_plain()
+        want_write = (bool(self.frames) or self._tls_chunk is not None) and not self.closed
+        self._watch(_READ | _WRITE if want_write else _READ)
+        if not want_write and not self.closed:
+            if self._close_after_flush:
+                self.close()
+            else:
+                self.on_drain()
+
+    def _flush_plain(self) -> None:
+        frames = self.frames
+        while frames and not self.closed:
             buffers: list[Any] = []
             total = 0
             for frame in frames:
                 buffers.extend(frame)
-                total += sum(len(b) if type(b) is bytes else memoryview(b).nbytes for b in frame)
+                total += _frame_size(frame)
                 if len(buffers) >= _MAX_IOV or total >= _MAX_WRITE:
                     break
             try:
-                if self._tls:
-                    sent = self.sock.send(b"".join(buffers) if len(buffers) > 1 else buffers[0])
-                else:
-                    sent = self.sock.sendmsg(buffers)
+                sent = self.sock.sendmsg(buffers)
             except _RETRY:
-                break
+                return
             except OSError:
                 self._broken()
                 return
             self._consume(sent)
             if sent < total:
-                break
-        want_write = bool(frames) and not self.closed
-        self._watch(_READ | _WRITE if want_write else _READ)
-        if not frames and not self.closed:
-            if self._close_after_flush:
-                self.close()
-            else:
-                self.on_drain()
+                return
+
+    def _flush_tls(self) -> None:
+        frames = self.frames
+        while (frames or self._tls_chunk is not None) and not self.closed and not self._handshaking:
+            if self._tls_chunk is None:
+                parts: list[Any] = []
+                total = 0
+                while frames and total < _MAX_WRITE:
+                    frame = frames.popleft()
+                    parts.extend(frame)
+                    total += _frame_size(frame)
+                self._tls_chunk = b"".join(parts)
+            chunk = self._tls_chunk
+            try:
+                sent = self.sock.send(chunk)
+            except _RETRY:
+                return
+            except OSError:
+                self._broken()
+                return
+            self.queued -= sent
+            self._tls_chunk = chunk[sent:] if sent < len(chunk) else None
 
     def _consume(self, sent: int) -> None:
         """Drop ``sent`` written bytes from the front of the queue."""

@@ -505,6 +505,15 @@ class Connection:
         """
         return self._is_server and self.state is State.OPEN and not self._sending_opcode and self._deflate is None
 
+    @property
+    def messages_are_independent(self) -> bool:
+        """Whether each sent message can be dropped unsent without harming the others.
+
+        False only when permessage-deflate compresses with a context shared
+        across messages (no ``*_no_context_takeover`` on our side).
+        """
+        return self._deflate is None or self._deflate.local_no_context_takeover
+
     def send_ping(self, payload: Any = b"") -> None:
         """Queue a ping with up to 125 bytes of payload.
 

@@ -40,6 +40,10 @@ class _FeedFrame(list):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+def _is_feed_frame(frame: list[Any]) -> bool:
+    return type(frame) is _FeedFrame
+
+
 class Handler:
     """Application callbacks; subclass and override what you need.
 
@@ -119,13 +123,13 @@ class ServerConnection:
         Raises:
             ConnectionClosed: the connection is not OPEN.
         """
+        self.server._admit(self)
         if type(message) is str:
             self.protocol.send_text(message)
         else:
             self.protocol.send_binary(message)
         if not self._dispatching:
             self._flush_protocol()
-            self.server._check_backlog(self)
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes of payload)."""
@@ -212,8 +216,6 @@ class ServerConnection:
                 self._handler_failed(exc)
         self._dispatching = False
         self._flush_protocol()
-        if self.stream.queued > self.server.write_limit:
-            self.server._slow_consumer(self)
 
     def _open(self, event: Opened) -> None:
         self.request = event.request
@@ -222,7 +224,12 @@ class ServerConnection:
         self.server.handler.on_open(self)
 
     def _answer_http(self, request: Request) -> None:
-        response = self.server.http_handler(request)
+        try:
+            response = self.server.http_handler(request)
+        except Exception as exc:
+            self.protocol.send_response(Response.plain(500, "Internal Server Error"))
+            self.server.handler.on_error(self, exc)
+            return
         if response is None:
             response = Response.plain(404, "Not Found")
         self.protocol.send_response(response)
@@ -452,44 +459,47 @@ class Server:
             protocol = ws.protocol
             if protocol.buffered_amount:
                 ws._flush_protocol()  # keep the order of earlier sends
-            if not protocol.can_send_prebuilt():
-                if protocol.state is State.OPEN:
-                    ws.send(data)  # compressed or mid-fragment: the slow path
-                    count += 1
+            if not self._admit(ws):
                 continue
-            ws.stream.write(_FeedFrame((header, payload)))
+            if protocol.can_send_prebuilt():
+                ws.stream.write(_FeedFrame((header, payload)))
+            elif protocol.state is State.OPEN:
+                # Compressed or mid-fragment: framed for this client alone.
+                if type(data) is str:
+                    protocol.send_text(data)
+                else:
+                    protocol.send_binary(payload)
+                output = protocol.data_to_send()
+                ws.stream.write(_FeedFrame(output) if protocol.messages_are_independent else output)
+            else:
+                continue
             count += 1
-            if ws.stream.queued > self.write_limit:
-                self._slow_consumer(ws)
         return count
 
-    def _check_backlog(self, ws: ServerConnection) -> None:
-        if ws.stream.queued > self.write_limit:
-            self._slow_consumer(ws)
+    def _admit(self, ws: ServerConnection) -> bool:
+        """Apply the slow-consumer policy before one more message is queued.
 
-    def _slow_consumer(self, ws: ServerConnection) -> None:
+        The backlog is checked *before* queueing, so one message larger than
+        ``write_limit`` still goes to a client that keeps up, and a client's
+        queue never exceeds ``write_limit`` plus one message.
+
+        Returns:
+            Whether ``ws`` is still OPEN and may be sent to.
+        """
+        stream = ws.stream
+        if stream.queued + ws.protocol.buffered_amount <= self.write_limit:
+            return ws.protocol.state is State.OPEN
         if self.slow_consumer == "drop":
-            stream = ws.stream
-            frames = stream.frames
-            keep = [frames.popleft()] if stream.head_started else []
-            for frame in list(frames):
-                if stream.queued <= self.write_limit or type(frame) is not _FeedFrame:
-                    keep.append(frame)
-                else:
-                    stream.queued -= sum(len(b) if type(b) is bytes else memoryview(b).nbytes for b in frame)
-            frames.clear()
-            frames.extend(keep)
+            stream.drop_unsent(_is_feed_frame, self.write_limit)
             if stream.queued <= self.write_limit:
-                return
-        logger.info("closing slow consumer %s (%d bytes queued)", ws, ws.stream.queued)
-        # The close frame cannot overtake the backlog: drop it, then close.
-        ws.stream.frames.clear()
-        ws.stream.queued = 0
-        ws.stream.head_started = False
+                return ws.protocol.state is State.OPEN
+        logger.info("closing slow consumer %s (%d bytes queued)", ws, stream.queued)
+        # The close frame must not wait behind the backlog: drop what has
+        # not started, then close (a partly written frame is finished first).
+        stream.drop_unsent()
         if ws.protocol.state is State.OPEN:
             ws.close(CloseCode.POLICY_VIOLATION, "slow consumer")
-        else:
-            ws.abort()
+        return False
 
     # --- thread-safe scheduling ------------------------------------------------------
 
