@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .accelerate import accelerate, accelerated, deaccelerate
 from .client import (
     ClientConnection,
     CloseEvent,
@@ -74,8 +75,11 @@ __all__ = [
     "WebSocket",
     "WsfastError",
     "__version__",
+    "accelerate",
+    "accelerated",
     "build_frame",
     "connect",
+    "deaccelerate",
     "frame_header",
     "mask",
     "mask_into",

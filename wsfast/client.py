@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
+import functools
 import logging
 import random
 import socket
@@ -530,7 +531,11 @@ class WebSocket:
             if context is not None:
                 tls_sock = context.wrap_socket(sock, server_hostname=handshake.host, do_handshake_on_connect=False)
             self._stream = Stream(
-                self._loop, tls_sock, on_data=self._on_data, on_close=self._on_stream_closed, on_ready=self._flush
+                self._loop,
+                tls_sock,
+                on_data=functools.partial(self._on_data, protocol),
+                on_close=functools.partial(self._on_stream_closed, protocol),
+                on_ready=self._flush,
             )
             if context is None:
                 self._flush()
@@ -565,11 +570,9 @@ class WebSocket:
         self._ready_state = self.CLOSING
         protocol.close(code, reason)
         self._flush()
-        self._timers.append(self._loop.call_later(self.close_timeout, self._abort_if_current, protocol))
-
-    def _abort_if_current(self, protocol: Connection) -> None:
-        if self._protocol is protocol and self._stream is not None and not self._stream.closed:
-            self._stream.close()
+        if self._stream is not None:
+            # Bounded: the stream closes even if the server never answers.
+            self._loop.call_later(self.close_timeout, self._stream.close)
 
     def _abort(self, error: BaseException) -> None:
         self._emit(self.onerror, ErrorEvent(error))
@@ -588,15 +591,16 @@ class WebSocket:
         if protocol.should_close_transport:
             stream.close_after_flush()
 
-    def _on_data(self, data: memoryview) -> None:
-        assert self._protocol is not None
+    def _on_data(self, protocol: Connection, data: memoryview) -> None:
+        if protocol is not self._protocol:
+            return  # a finished connection, lingering until the server closes it
         self._last_seen = self._loop.now
         self._ping_sent_at = None
-        self._dispatch(self._protocol.receive_data(data))
+        self._dispatch(protocol.receive_data(data))
 
-    def _on_stream_closed(self) -> None:
-        if self._protocol is not None:
-            self._dispatch(self._protocol.receive_eof())
+    def _on_stream_closed(self, protocol: Connection) -> None:
+        if protocol is self._protocol:
+            self._dispatch(protocol.receive_eof())
 
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
@@ -631,7 +635,7 @@ class WebSocket:
         protocol, stream = self._protocol, self._stream
         if stream is not None and not stream.closed and protocol is not None and not protocol.should_close_transport:
             # RFC 6455 §7.1.1: the server closes TCP first; wait for it, bounded.
-            self._timers.append(self._loop.call_later(self.close_timeout, self._abort_if_current, protocol))
+            self._loop.call_later(self.close_timeout, stream.close)
         self._finish(CloseEvent(event.code, event.reason, event.clean))
 
     def _heartbeat(self) -> None:

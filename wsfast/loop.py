@@ -73,6 +73,9 @@ class Loop:
         self._thread_id: int | None = None
         #: The time of the current loop iteration (``time.monotonic()``).
         self.now = time.monotonic()
+        #: The receive buffer of every :class:`Stream` of this loop: one
+        #: suffices, as a loop reads one socket at a time.
+        self.read_view = memoryview(bytearray(256 * 1024))
 
     # --- scheduling ----------------------------------------------------------
 
@@ -175,9 +178,6 @@ class Stream:
     bytes waiting.
     """
 
-    #: Shared receive buffer: the loop is single-threaded, so one suffices.
-    _read_buffer = bytearray(256 * 1024)
-
     def __init__(
         self,
         loop: Loop,
@@ -208,7 +208,7 @@ class Stream:
         self._events = _READ
         sock.setblocking(False)
         loop.selector.register(sock, _READ, self._on_event)
-        self._view = memoryview(self._read_buffer)
+        self._view = loop.read_view
 
     # --- writing ---------------------------------------------------------------
 
