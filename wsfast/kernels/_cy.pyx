@@ -79,6 +79,9 @@ cdef inline object contiguous(object obj):
 
 cdef inline int read_key(object key, uint8_t *out) except -1:
     cdef ReadBuffer buf
+    if type(key) is bytes and PyBytes_GET_SIZE(key) == 4:  # the usual key: skip the buffer protocol
+        memcpy(out, PyBytes_AS_STRING(key), 4)
+        return 0
     acquire(contiguous(key), &buf)
     try:
         if buf.size != 4:
@@ -146,6 +149,9 @@ def validate_utf8(data):
     """See ``wsfast.kernels._py.validate_utf8``."""
     cdef ReadBuffer buf
     cdef int ok
+    if type(data) is bytes:  # no buffer to release: the shortest path
+        ok = wsf_utf8_complete(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        return True if ok else False
     acquire(contiguous(data), &buf)
     try:
         ok = wsf_utf8_complete(buf.data, buf.size)
