@@ -12,6 +12,7 @@ LAYERS = {
     "wsfast.kernels": ["wsfast.frames", "wsfast.handshake", "wsfast.protocol", "wsfast.server", "wsfast.loop"],
     "wsfast.frames": ["wsfast.handshake", "wsfast.protocol", "wsfast.server", "wsfast.loop"],
     "wsfast.extensions": ["wsfast.handshake", "wsfast.protocol", "wsfast.server", "wsfast.loop"],
+    "wsfast.http11": ["wsfast.handshake", "wsfast.extensions", "wsfast.protocol", "wsfast.server", "wsfast.loop"],
     "wsfast.handshake": ["wsfast.protocol", "wsfast.server", "wsfast.loop"],
     "wsfast.protocol": ["wsfast.server", "wsfast.loop", "wsfast.cli", "socket", "selectors"],
     "wsfast.server": ["wsfast.cli"],

@@ -1,6 +1,8 @@
 """The WebSocket opening handshake (RFC 6455 §4), sans-IO, for both roles.
 
-Nothing here touches a socket: bytes go in, objects and bytes come out.
+Nothing here touches a socket: bytes go in, objects and bytes come out. The
+HTTP/1.1 messages and their parsers live in :mod:`wsfast.http11` and are
+re-exported here.
 
 Server: feed received bytes to :class:`RequestParser` until it returns a
 :class:`Request`; pass it to :meth:`ServerHandshake.accept` and send
@@ -27,15 +29,14 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Protocol, TypeAlias
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from ._version import __version__
 from .exceptions import InvalidHandshake, NegotiationError
-from .typing import BytesLike
+from .http11 import TARGET, TOKEN, VERSION, Headers, Request, RequestParser, Response, ResponseParser, split_list
 
 __all__ = [
     "GUID",
@@ -66,18 +67,6 @@ ExtensionParams: TypeAlias = list[tuple[str, str | None]]
 
 _DEFAULT_AGENT = f"wsfast/{__version__}"
 
-# RFC 9110 §5.6.2: token = 1*tchar. [0-9], not \d: \d matches any Unicode digit.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: field-value = *( VCHAR / obs-text / SP / HTAB ), once the
-# bytes are decoded as latin-1 (so obs-text is \x80-\xff).
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-# RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT
-_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
-# RFC 9112 §3.2: a request-target is visible ASCII, with no whitespace.
-_TARGET = re.compile(r"[\x21-\x7e]+")
-# RFC 9112 §4: status-code SP [ reason-phrase ], after "HTTP-version SP".
-# The SP before an empty reason is optional here: many servers omit it.
-_STATUS = re.compile(r"([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 # RFC 9110 §5.6.4: quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
 _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
@@ -104,430 +93,18 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(16)).decode()
 
 
-def _split_list(values: Iterable[str]) -> list[str]:
-    """Split comma-separated list headers into their stripped elements.
-
-    Empty elements are dropped, as RFC 9110 §5.6.1 asks of recipients.
-    """
-    elements = (element.strip(" \t") for value in values for element in value.split(","))
-    return [element for element in elements if element]
-
-
-class Headers:
-    """An ordered, case-insensitive multi-map of HTTP header fields.
-
-    Iteration yields ``(name, value)`` pairs in the order they were added,
-    with the names spelled as they were given. Lookups ignore case.
-    Two ``Headers`` are equal when they hold the same values under the same
-    names (ignoring case), in the same order.
-
-    Args:
-        items: initial ``(name, value)`` pairs.
-    """
-
-    __slots__ = ("_index", "_items")
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._index: dict[str, list[str]] = {}
-        for name, value in items:
-            self.add(name, value)
-
-    def add(self, name: str, value: str) -> None:
-        """Append a header field, keeping those already present.
-
-        Args:
-            name: the field name, in any case.
-            value: the field value.
-        """
-        self._items.append((name, value))
-        self._index.setdefault(name.lower(), []).append(value)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """Return the first value of a field.
-
-        Args:
-            name: the field name, in any case.
-            default: what to return when the field is absent.
-
-        Returns:
-            The value of the first line named ``name``, else ``default``.
-        """
-        values = self._index.get(name.lower())
-        return values[0] if values else default
-
-    def get_all(self, name: str) -> list[str]:
-        """Return every value of a field, in order.
-
-        Args:
-            name: the field name, in any case.
-
-        Returns:
-            A new list, empty when the field is absent.
-        """
-        return list(self._index.get(name.lower(), ()))
-
-    def tokens(self, name: str) -> list[str]:
-        """Return the comma-separated elements of a field, over all its lines.
-
-        This is how list-valued fields such as ``Connection`` and ``Upgrade``
-        are read: ``Connection: keep-alive, Upgrade`` gives
-        ``["keep-alive", "upgrade"]``.
-
-        Args:
-            name: the field name, in any case.
-
-        Returns:
-            The non-empty elements, stripped and lower-cased.
-        """
-        return [element.lower() for element in _split_list(self.get_all(name))]
-
-    def items(self) -> Iterator[tuple[str, str]]:
-        """Iterate over ``(name, value)`` pairs in their original order and case."""
-        return iter(self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return [(n.lower(), v) for n, v in self._items] == [(n.lower(), v) for n, v in other._items]
-
-
-def _encode_head(start_line: str, headers: Headers) -> bytes:
-    """Serialize a start line and header fields, ending with the blank line.
-
-    Raises:
-        ValueError: if a name is not a token or a value holds a control
-            character (CR and LF included: no header injection).
-    """
-    lines = [start_line]
-    for name, value in headers:
-        if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-            raise ValueError(f"invalid header field {name!r}: {value!r}")
-        lines.append(f"{name}: {value}")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """An HTTP request head.
-
-    Attributes:
-        method: the request method, such as ``"GET"``.
-        target: the request target as sent, such as ``"/chat?room=1"``.
-        version: the HTTP version, such as ``"HTTP/1.1"``.
-        headers: the header fields.
-    """
-
-    method: str
-    target: str
-    version: str
-    headers: Headers
-
-    @property
-    def path(self) -> str:
-        """The target up to, and without, its ``?query``."""
-        return self.target.partition("?")[0]
-
-    @property
-    def query(self) -> dict[str, list[str]]:
-        """The query string, decoded by :func:`urllib.parse.parse_qs`.
-
-        Blank values are kept: ``?token=`` gives ``{"token": [""]}``.
-        """
-        return parse_qs(self.target.partition("?")[2], keep_blank_values=True)
-
-    def serialize(self) -> bytes:
-        """Encode the request head for the wire.
-
-        Returns:
-            The request line, the header fields and the blank line.
-
-        Raises:
-            ValueError: if the method is not a token, the target holds
-                whitespace or non-ASCII characters, the version is not
-                ``HTTP/d.d``, or a header field is invalid.
-        """
-        if not (_TOKEN.fullmatch(self.method) and _TARGET.fullmatch(self.target) and _VERSION.fullmatch(self.version)):
-            line = f"{self.method!r} {self.target!r} {self.version!r}"
-            raise ValueError(f"invalid request line: {line}")
-        return _encode_head(f"{self.method} {self.target} {self.version}", self.headers)
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """An HTTP response: its head, and a body for responses other than 101.
-
-    Attributes:
-        status: the status code, such as ``101``.
-        reason: the reason phrase, possibly empty.
-        headers: the header fields.
-        body: the body; always empty when read by :class:`ResponseParser`.
-    """
-
-    status: int
-    reason: str
-    headers: Headers
-    body: bytes = b""
-
-    def serialize(self) -> bytes:
-        """Encode the response for the wire.
-
-        A response other than 101 gets ``Content-Length`` unless its headers
-        have one, and ``Content-Type: text/plain; charset=utf-8`` when it has
-        a body and its headers name no content type. ``self.headers`` is
-        left untouched.
-
-        Returns:
-            The status line, the header fields, the blank line and the body.
-
-        Raises:
-            ValueError: if the status is not three digits, the reason holds
-                control characters, or a header field is invalid.
-        """
-        if not 100 <= self.status <= 999 or not _FIELD_VALUE.fullmatch(self.reason):
-            raise ValueError(f"invalid status line: {self.status!r} {self.reason!r}")
-        headers = self.headers
-        if self.status != 101:
-            headers = Headers(headers)
-            if self.body and "Content-Type" not in headers:
-                headers.add("Content-Type", "text/plain; charset=utf-8")
-            if "Content-Length" not in headers:
-                headers.add("Content-Length", str(len(self.body)))
-        return _encode_head(f"HTTP/1.1 {self.status} {self.reason}", headers) + self.body
-
-    @classmethod
-    def plain(cls, status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
-        """Build a short plain-text response that closes the connection.
-
-        Args:
-            status: the status code; its standard phrase becomes the reason
-                (an empty reason for codes :class:`http.HTTPStatus` lacks).
-            text: the body, sent as UTF-8 with a final newline.
-            headers: fields added after ``Connection: close``.
-
-        Returns:
-            The response; ``serialize()`` adds the content headers.
-        """
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-        fields = Headers([("Connection", "close"), *headers])
-        return cls(status, reason, fields, f"{text}\n".encode())
-
-
-def _find_blank_line(buffer: bytearray, start: int, end: int) -> int:
-    """Find the blank line that ends an HTTP head, within ``buffer[start:end]``.
-
-    RFC 9112 §2.2: lines end with CRLF, and a recipient may also accept a
-    bare LF. The blank line is thus an LF followed by CRLF or by LF.
-
-    Returns:
-        The index of the LF that ends the last line before the blank line,
-        or -1 if there is none yet.
-    """
-    crlf = buffer.find(b"\n\r\n", start, end)
-    lf = buffer.find(b"\n\n", start, end)
-    if crlf < 0 or 0 <= lf < crlf:
-        return lf
-    return crlf
-
-
-def _check_version(version: str) -> None:
-    """Raise InvalidHandshake unless ``version`` is ``HTTP/1.x``."""
-    match = _VERSION.fullmatch(version)
-    if match is None:
-        raise InvalidHandshake(400, "malformed HTTP version")
-    if match[1] != "1":
-        raise InvalidHandshake(505, f"HTTP version {version} not supported")
-
-
-def _parse_field_line(line: str) -> tuple[str, str]:
-    """Split one header line into its name and value, or raise 400.
-
-    RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, where
-    field-name is a token: no whitespace before the colon.
-    """
-    if line[:1] in (" ", "\t"):
-        raise InvalidHandshake(400, "obsolete line folding in the header block")
-    name, colon, value = line.partition(":")
-    if not colon:
-        raise InvalidHandshake(400, "header line without a colon")
-    if not _TOKEN.fullmatch(name):
-        raise InvalidHandshake(400, "invalid header name")
-    value = value.strip(" \t")
-    if not _FIELD_VALUE.fullmatch(value):
-        raise InvalidHandshake(400, f"invalid character in the {name} header")
-    return name, value
-
-
-class _HeadParser:
-    """Buffers bytes until the blank line that ends an HTTP head.
-
-    The buffer grows by ``+=`` (amortized O(1) for a bytearray) and only the
-    new bytes, plus the two before them, are searched: feeding one byte at a
-    time stays linear.
-    """
-
-    def __init__(self, *, max_header_bytes: int = 16384, max_headers: int = 100) -> None:
-        self.max_header_bytes = max_header_bytes
-        self.max_headers = max_headers
-        self.trailing = b""
-        self._buffer = bytearray()
-        self._done = False
-
-    def _read_head(self, data: BytesLike) -> list[str] | None:
-        """Add ``data``; return the head's lines once it is complete."""
-        if self._done:
-            raise RuntimeError("the head is complete: what follows is the WebSocket stream")
-        buffer = self._buffer
-        # A terminator split across feeds starts at most 2 bytes before `data`.
-        start = max(len(buffer) - 2, 0)
-        buffer += data
-        # Searching only up to the limit makes "found" mean "fits".
-        end = _find_blank_line(buffer, start, self.max_header_bytes)
-        if end < 0:
-            if len(buffer) >= self.max_header_bytes:
-                raise InvalidHandshake(431, "header block too large")
-            return None
-        self._done = True
-        head_end = end + (2 if buffer[end + 1] == 0x0A else 3)
-        self.trailing = bytes(buffer[head_end:])
-        text = buffer[:end].decode("latin-1")
-        self._buffer = bytearray()
-        lines = [line.removesuffix("\r") for line in text.split("\n")]
-        if len(lines) - 1 > self.max_headers:
-            raise InvalidHandshake(431, f"more than {self.max_headers} header fields")
-        return lines
-
-    @staticmethod
-    def _headers(lines: list[str]) -> Headers:
-        """Parse the header lines that follow the start line."""
-        return Headers(_parse_field_line(line) for line in lines)
-
-
-class RequestParser(_HeadParser):
-    """Reads the client's request head, incrementally and within bounds.
-
-    Call :meth:`feed` with each chunk received until it returns a
-    :class:`Request`; then read :attr:`trailing` and stop feeding this
-    parser. After an :class:`InvalidHandshake`, reply with
-    ``ServerHandshake.reject(exc)`` and discard the parser.
-
-    Lines must end with CRLF or a bare LF. Leading empty lines, obsolete
-    line folding and whitespace before a colon are refused.
-
-    Args:
-        max_header_bytes: the most bytes the head may take, request line
-            and final blank line included.
-        max_headers: the most header lines the head may have.
-
-    Attributes:
-        trailing: the bytes received after the head (frames the client sent
-            without waiting), valid once :meth:`feed` returned a request.
-    """
-
-    def feed(self, data: BytesLike) -> Request | None:
-        """Add received bytes.
-
-        Args:
-            data: the next chunk of the stream; it is copied, so a reused
-                receive buffer may be passed.
-
-        Returns:
-            The request once its head is complete, else ``None``: feed more.
-
-        Raises:
-            InvalidHandshake: 431 when the head exceeds ``max_header_bytes``
-                or ``max_headers``; 400 for a malformed request line or
-                header line; 505 for an HTTP version other than ``HTTP/1.x``.
-            RuntimeError: if called again after a request was returned.
-        """
-        lines = self._read_head(data)
-        if lines is None:
-            return None
-        # RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
-            raise InvalidHandshake(400, "malformed request line")
-        method, target, version = parts
-        _check_version(version)
-        return Request(method, target, version, self._headers(lines[1:]))
-
-
-class ResponseParser(_HeadParser):
-    """Reads the server's response head, incrementally and within bounds.
-
-    Call :meth:`feed` with each chunk received until it returns a
-    :class:`Response`; then read :attr:`trailing` and stop feeding this
-    parser. The body of a response other than 101 is not read: it starts
-    in :attr:`trailing`, and the returned response has an empty body.
-
-    The statuses of the :class:`InvalidHandshake` raised here describe what
-    was wrong with the response (the server never sent them): 431 for an
-    oversized head, 400 for a malformed one, 505 for a version other than
-    ``HTTP/1.x``.
-
-    Args:
-        max_header_bytes: the most bytes the head may take, status line
-            and final blank line included.
-        max_headers: the most header lines the head may have.
-
-    Attributes:
-        trailing: the bytes received after the head (after a 101, the
-            server's first frames), valid once :meth:`feed` returned.
-    """
-
-    def feed(self, data: BytesLike) -> Response | None:
-        """Add received bytes.
-
-        Args:
-            data: the next chunk of the stream; it is copied, so a reused
-                receive buffer may be passed.
-
-        Returns:
-            The response once its head is complete, else ``None``: feed more.
-
-        Raises:
-            InvalidHandshake: 431, 400 or 505, as described above.
-            RuntimeError: if called again after a response was returned.
-        """
-        lines = self._read_head(data)
-        if lines is None:
-            return None
-        version, _, rest = lines[0].partition(" ")
-        _check_version(version)
-        match = _STATUS.fullmatch(rest)
-        if match is None:
-            raise InvalidHandshake(400, "malformed status line")
-        return Response(int(match[1]), match[2] or "", self._headers(lines[1:]))
-
-
 def _parse_extension_param(text: str) -> tuple[str, str | None]:
     """Parse ``name`` or ``name=token`` or ``name="token"``, or raise 400."""
     name, equals, value = text.partition("=")
     name = name.strip(" \t")
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise InvalidHandshake(400, "malformed extension parameter name")
     if not equals:
         return name.lower(), None
     value = value.strip(" \t")
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
-    if not _TOKEN.fullmatch(value):
+    if not TOKEN.fullmatch(value):
         raise InvalidHandshake(400, f"malformed value for extension parameter {name}")
     return name.lower(), value
 
@@ -558,10 +135,10 @@ def parse_extension_header(values: Iterable[str]) -> list[tuple[str, ExtensionPa
         InvalidHandshake: 400 when a name or value is not a token.
     """
     extensions: list[tuple[str, ExtensionParams]] = []
-    for element in _split_list(values):
+    for element in split_list(values):
         name, *params = element.split(";")
         name = name.strip(" \t")
-        if not _TOKEN.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             raise InvalidHandshake(400, "malformed extension name")
         extensions.append((name.lower(), [_parse_extension_param(param) for param in params]))
     return extensions
@@ -585,7 +162,7 @@ def format_extension_header(name: str, params: ExtensionParams) -> str:
     for param, value in params:
         parts.append(param if value is None else f"{param}={value}")
     for word in (name, *(param for param, _ in params), *(v for _, v in params if v is not None)):
-        if not _TOKEN.fullmatch(word):
+        if not TOKEN.fullmatch(word):
             raise ValueError(f"not a token in extension {name!r}: {word!r}")
     return "; ".join(parts)
 
@@ -723,7 +300,7 @@ class ServerHandshake:
         server_header: str | None = _DEFAULT_AGENT,
     ) -> None:
         for subprotocol in subprotocols:
-            if not _TOKEN.fullmatch(subprotocol):
+            if not TOKEN.fullmatch(subprotocol):
                 raise ValueError(f"subprotocol {subprotocol!r} is not a token")
         self._origins = None if origins is None else frozenset(o.lower() for o in origins)
         self._require_origin = require_origin
@@ -805,7 +382,7 @@ class ServerHandshake:
         headers = request.headers
         if request.method != "GET":
             raise InvalidHandshake(405, f"method {request.method} not allowed", [("Allow", "GET")])
-        version = _VERSION.fullmatch(request.version)
+        version = VERSION.fullmatch(request.version)
         if version is None or version[1] != "1":
             raise InvalidHandshake(505, f"HTTP version {request.version} not supported")
         if version[2] == "0":
@@ -837,8 +414,8 @@ class ServerHandshake:
             raise InvalidHandshake(403, "origin not allowed")
 
     def _choose_subprotocol(self, request: Request) -> str | None:
-        offered = _split_list(request.headers.get_all("Sec-WebSocket-Protocol"))
-        if not all(_TOKEN.fullmatch(subprotocol) for subprotocol in offered):
+        offered = split_list(request.headers.get_all("Sec-WebSocket-Protocol"))
+        if not all(TOKEN.fullmatch(subprotocol) for subprotocol in offered):
             raise InvalidHandshake(400, "malformed Sec-WebSocket-Protocol header")
         if self._select_subprotocol is None:
             return next((p for p in self._subprotocols if p in offered), None)
@@ -929,10 +506,10 @@ class ClientHandshake:
         default_port = 443 if self.secure else 80
         self.port = default_port if parts.port is None else parts.port
         self.resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if not _TARGET.fullmatch(self.resource):
+        if not TARGET.fullmatch(self.resource):
             raise ValueError(f"the path and query of {url!r} must be visible ASCII")
         for subprotocol in subprotocols:
-            if not _TOKEN.fullmatch(subprotocol):
+            if not TOKEN.fullmatch(subprotocol):
                 raise ValueError(f"subprotocol {subprotocol!r} is not a token")
         self.key = generate_key() if key is None else key
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -1018,7 +595,7 @@ class ClientHandshake:
         return Accepted(subprotocol, self._confirm_extensions(headers), response)
 
     def _check_subprotocol(self, headers: Headers) -> str | None:
-        chosen = _split_list(headers.get_all("Sec-WebSocket-Protocol"))
+        chosen = split_list(headers.get_all("Sec-WebSocket-Protocol"))
         if not chosen:
             return None
         if len(chosen) > 1:
