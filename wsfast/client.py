@@ -189,7 +189,7 @@ class ClientConnection:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(262144)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
             raise TimeoutError(f"timed out waiting for {waiting_for}") from None
         except OSError:
             data = b""
@@ -364,10 +364,18 @@ class WebSocket:
 
     ::
 
-        ws = wsfast.WebSocket("ws://127.0.0.1:8765/", reconnect=wsfast.Reconnect())
-        ws.onopen = lambda event: ws.send("hello")
-        ws.onmessage = lambda event: print(event.data)
-        ws.onclose = lambda event: print("closed", event.code, event.reason)
+        ws = wsfast.WebSocket(
+            "ws://127.0.0.1:8765/",
+            reconnect=wsfast.Reconnect(),
+            onopen=lambda event: ws.send("hello"),
+            onmessage=lambda event: print(event.data),
+            onclose=lambda event: print("closed", event.code, event.reason),
+        )
+
+    Pass the callbacks to the constructor: the connection starts at once in
+    the loop's thread, so a callback assigned afterwards (``ws.onopen = ...``,
+    as in JavaScript) can miss an event that comes first. Assigning later is
+    fine for what happens later.
 
     Callbacks run in the loop's thread: a background thread shared by all
     WebSockets, unless a :class:`~wsfast.loop.Loop` you run is passed as
@@ -402,13 +410,18 @@ class WebSocket:
         open_timeout: float = 10.0,
         close_timeout: float = 5.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        onopen: Callable[[None], None] | None = None,
+        onmessage: Callable[[MessageEvent], None] | None = None,
+        onclose: Callable[[CloseEvent], None] | None = None,
+        onerror: Callable[[ErrorEvent], None] | None = None,
+        onreconnect: Callable[[ReconnectEvent], None] | None = None,
     ) -> None:
         self.url = url
-        self.onopen: Callable[[None], None] | None = None
-        self.onmessage: Callable[[MessageEvent], None] | None = None
-        self.onclose: Callable[[CloseEvent], None] | None = None
-        self.onerror: Callable[[ErrorEvent], None] | None = None
-        self.onreconnect: Callable[[ReconnectEvent], None] | None = None
+        self.onopen = onopen
+        self.onmessage = onmessage
+        self.onclose = onclose
+        self.onerror = onerror
+        self.onreconnect = onreconnect
         self.binary_type = "bytes"
         self.reconnect = reconnect
         self.ping_interval = ping_interval
@@ -430,7 +443,10 @@ class WebSocket:
         self._user_closed = False
         self._attempt = 0
         self._opened_at = 0.0
-        self._timers: list[TimerHandle] = []
+        self._open_timer: TimerHandle | None = None
+        self._heartbeat_timer: TimerHandle | None = None
+        self._retry_timer: TimerHandle | None = None
+        self._error_reported = False
         self._last_seen = 0.0
         self._ping_sent_at: float | None = None
         self._pending_sends = 0
@@ -501,6 +517,7 @@ class WebSocket:
         if self._user_closed:
             return
         self._ready_state = self.CONNECTING
+        self._error_reported = False
         protocol, handshake = _client_protocol(self.url, **self._options)  # type: ignore[arg-type]
         self._protocol = protocol
         try:
@@ -517,8 +534,7 @@ class WebSocket:
             self._failed(exc)
             return
         self._opened_at = 0.0
-        timer = self._loop.call_later(self.open_timeout, self._open_timed_out, protocol)
-        self._timers.append(timer)
+        self._open_timer = self._loop.call_later(self.open_timeout, self._open_timed_out, protocol)
 
         def connected(fileobj: Any, mask: int) -> None:
             self._loop.selector.unregister(sock)
@@ -547,19 +563,24 @@ class WebSocket:
             self._abort(TimeoutError("timed out during the opening handshake"))
 
     def _send(self, data: str | Any, size: int) -> None:
-        self._pending_sends -= size
         protocol = self._protocol
-        if protocol is None or protocol.state is not State.OPEN:
-            return  # closed meanwhile: dropped, as the browser does
-        if type(data) is str:
-            protocol.send_text(data)
-        else:
-            protocol.send_binary(data)
-        self._flush()
+        if protocol is not None and protocol.state is State.OPEN:
+            if type(data) is str:
+                protocol.send_text(data)
+            else:
+                protocol.send_binary(data)
+            self._flush()
+        # else: closed meanwhile, and dropped, as the browser does.
+        self._pending_sends -= size  # only now: the bytes are in the stream's queue
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._open_timer, self._heartbeat_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
+        self._open_timer = self._heartbeat_timer = self._retry_timer = None
 
     def _close(self, code: int, reason: str) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        self._cancel_timers()
         protocol = self._protocol
         if protocol is None or self._ready_state == self.CLOSED:
             self._ready_state = self.CLOSED
@@ -574,8 +595,14 @@ class WebSocket:
             # Bounded: the stream closes even if the server never answers.
             self._loop.call_later(self.close_timeout, self._stream.close)
 
+    def _error(self, error: BaseException) -> None:
+        """Report the failure of the current attempt, once."""
+        if not self._error_reported:
+            self._error_reported = True
+            self._emit(self.onerror, ErrorEvent(error))
+
     def _abort(self, error: BaseException) -> None:
-        self._emit(self.onerror, ErrorEvent(error))
+        self._error(error)
         if self._stream is not None and not self._stream.closed:
             self._stream.close()
         else:
@@ -616,7 +643,9 @@ class WebSocket:
             elif isinstance(event, Opened):
                 self._opened()
             elif isinstance(event, HandshakeFailed):
-                self._emit(self.onerror, ErrorEvent(event.error))
+                # As in the browser: an error, then a close with 1006.
+                self._error(event.error)
+                self._finish(CloseEvent(CloseCode.ABNORMAL_CLOSURE.value, "", False))
             elif isinstance(event, Closed):
                 self._closed(event)
         self._flush()
@@ -624,14 +653,13 @@ class WebSocket:
     def _opened(self) -> None:
         self._ready_state = self.OPEN
         self._opened_at = self._last_seen = self._loop.now
-        for timer in self._timers:
-            timer.cancel()
-        self._timers = []
+        self._cancel_timers()
         if self.ping_interval:
-            self._timers.append(self._loop.call_later(self.ping_interval / 4, self._heartbeat))
+            self._heartbeat_timer = self._loop.call_later(self.ping_interval / 4, self._heartbeat)
         self._emit(self.onopen, None)
 
     def _closed(self, event: Closed) -> None:
+        self._flush()  # our answer to the server's close, before forgetting the stream
         protocol, stream = self._protocol, self._stream
         if stream is not None and not stream.closed and protocol is not None and not protocol.should_close_transport:
             # RFC 6455 §7.1.1: the server closes TCP first; wait for it, bounded.
@@ -650,10 +678,10 @@ class WebSocket:
             self._ping_sent_at = now
             protocol.send_ping(b"wsfast")
             self._flush()
-        self._timers.append(self._loop.call_later(self.ping_interval / 4, self._heartbeat))
+        self._heartbeat_timer = self._loop.call_later(self.ping_interval / 4, self._heartbeat)
 
     def _failed(self, error: BaseException) -> None:
-        self._emit(self.onerror, ErrorEvent(error))
+        self._error(error)
         self._finish(CloseEvent(CloseCode.ABNORMAL_CLOSURE.value, "", False))
 
     def _finish(self, event: CloseEvent) -> None:
@@ -662,6 +690,7 @@ class WebSocket:
         policy = self.reconnect
         if self._opened_at and self._loop.now - self._opened_at >= (policy.reset_after if policy else 0):
             self._attempt = 0
+        self._cancel_timers()
         self._protocol = None
         self._stream = None
         self._ready_state = self.CLOSED
@@ -676,7 +705,7 @@ class WebSocket:
         delay = policy.delay(self._attempt)
         self._ready_state = self.CONNECTING
         self._emit(self.onreconnect, ReconnectEvent(self._attempt, delay))
-        self._timers.append(self._loop.call_later(delay, self._start))
+        self._retry_timer = self._loop.call_later(delay, self._start)
 
     def _emit(self, callback: Callable[[Any], None] | None, event: Any) -> None:
         if callback is None:

@@ -209,6 +209,10 @@ class Stream:
         sock.setblocking(False)
         loop.selector.register(sock, _READ, self._on_event)
         self._view = loop.read_view
+        if self._tls:
+            # A TLS client speaks first (ClientHello): start from the loop,
+            # not from here, so callbacks never run inside the constructor.
+            loop.call_later(0, self._start_tls)
 
     # --- writing ---------------------------------------------------------------
 
@@ -282,9 +286,12 @@ class Stream:
             buffers: list[Any] = []
             total = 0
             for frame in frames:
-                buffers.extend(frame)
-                total += _frame_size(frame)
-                if len(buffers) >= _MAX_IOV or total >= _MAX_WRITE:
+                for buffer in frame:
+                    buffers.append(buffer)
+                    total += _size(buffer)
+                    if len(buffers) == _MAX_IOV:
+                        break
+                if len(buffers) == _MAX_IOV or total >= _MAX_WRITE:
                     break
             try:
                 sent = self.sock.sendmsg(buffers)
@@ -376,6 +383,10 @@ class Stream:
             # TLS may hold decrypted bytes that the selector cannot see.
             if self.closed or not (self._tls and sock.pending()):  # type: ignore[attr-defined]
                 return
+
+    def _start_tls(self) -> None:
+        if self._handshaking and not self.closed:
+            self._do_handshake()
 
     def _do_handshake(self) -> None:
         try:
