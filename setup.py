@@ -20,6 +20,7 @@ COMPILER_DIRECTIVES = {
     "cdivision": True,
     "initializedcheck": False,
     "embedsignature": True,
+    "embedsignature.format": "clinic",
 }
 
 
