@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from . import kernels
+from . import bench, kernels
 from ._version import __version__
 from .frames import CloseCode
 from .loop import TimerHandle
@@ -268,7 +268,7 @@ def _origin(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``wsfast`` argument parser, with its ``serve`` and ``info`` subcommands."""
+    """The ``wsfast`` argument parser, with its ``serve``, ``bench`` and ``info`` subcommands."""
     parser = argparse.ArgumentParser(prog="wsfast", description="The fastest WebSocket engine for Python.")
     parser.add_argument("--version", action="version", version=f"wsfast {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -348,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log the server's notices: failed handshakes, slow consumers, shutdown",
     )
+    bench_parser = commands.add_parser(
+        "bench",
+        help="load-test any WebSocket server: echo, pipelined echo or feed",
+        description=bench.build_parser().description,
+    )
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(command_parser=bench_parser)
     return parser
 
 
@@ -652,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.run_from_args(args.command_parser, args)
     if args.command == "serve":
         _check_serve_args(parser, args)
         return serve(args)

@@ -1,0 +1,1131 @@
+"""``wsfast bench URL``: a load generator for any RFC 6455 server.
+
+Three modes, all driven from one selector loop in one thread:
+
+- ``echo``: request/response. Each connection sends one message and waits
+  for the reply before sending the next.
+- ``pipeline``: each connection keeps ``--depth`` messages in flight; every
+  reply releases the next message.
+- ``feed``: receive only. Every data message counts; with ``--timestamped``
+  the first 8 bytes of each message are read as a big-endian unsigned
+  ``time.time_ns()`` stamped by the server, and the latency is the time of
+  arrival minus that stamp (meaningful when both ends share a clock, as on
+  one host). With ``--trigger TEXT`` the first connection sends ``TEXT`` as a
+  text message ``--depth`` times at the start and once more each time it has
+  received ``--trigger-every`` messages: a closed loop that drives servers
+  which broadcast on request (see ``benchmarks/servers/``).
+
+How the numbers are made:
+
+- Connections are opened one after the other, each with a real HTTP/1.1
+  upgrade (:class:`~wsfast.handshake.ClientHandshake`), before the clock
+  starts. No extension is offered, so no server compresses.
+- Outgoing frames are built once: a pool of 256 frames of the same payload,
+  each masked with its own random key, laid end to end (and wrapped around)
+  in one buffer, so a batch of ``k`` messages is a zero-copy slice sent with
+  one ``send()``. RFC 6455 §5.3 wants a fresh unpredictable key per frame
+  from a client, to protect intermediaries from cache poisoning by hostile
+  *browser* code; a load generator talking to a server under test cycles
+  through its 256 keys instead, which a server cannot tell apart from fresh
+  ones (it only unmasks). Control frames (pong, close) get fresh keys.
+- Replies are parsed by the kernels' ``FrameParser(masked=False)`` straight
+  from one shared receive buffer; no other object is made per message.
+- Echo latency is ``time.perf_counter_ns()`` taken when ``poll()`` returned
+  with the reply readable, minus the same clock read just before the
+  request's ``send()``. Every latency is kept (8 bytes each) and the
+  percentiles are exact (nearest rank). With ``--rate`` latencies are
+  measured from the actual send, not from the schedule (no correction for
+  coordinated omission).
+- ``messages/s`` counts replies (or feed messages) received within the
+  measured window, which starts after ``--warmup``; ``MB/s`` is their payload
+  bytes (10^6) per second, one direction.
+- The generator's own CPU use (``time.process_time()`` over the window,
+  divided by wall time) is reported: near 100 % the generator, not the
+  server, may be the bottleneck. ``--server-pid`` adds the server process'
+  CPU time over the same window (Linux ``/proc``), and so its CPU time per
+  message.
+
+The exit status is 0 when the run completed without errors, 1 when it ran
+with errors or could not run, and 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import itertools
+import json
+import math
+import os
+import platform
+import select
+import selectors
+import socket
+import ssl
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import kernels
+from ._version import __version__
+from .exceptions import InvalidHandshake, ProtocolError
+from .handshake import ClientHandshake, ResponseParser
+from .kernels import FrameParser, build_frame
+
+__all__ = ["BenchOptions", "BenchResult", "build_parser", "main", "options_from_args", "run"]
+
+#: Pre-masked frames cycled through (see the module docstring).
+POOL = 256
+#: At most this many messages go out in one ``send()``.
+MAX_BATCH = 1024
+_MODES = ("echo", "pipeline", "feed")
+_TEXT = 0x1
+_BINARY = 0x2
+_CLOSE = 0x8
+_PING = 0x9
+_PONG = 0xA
+_RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_CLOSE_WAIT = 1.0  # seconds given to the servers to answer our close frames
+
+
+@dataclass
+class BenchOptions:
+    """What to run; the command line's options (see ``wsfast bench --help``)."""
+
+    url: str
+    connections: int = 16
+    size: int = 32
+    duration: float | None = 5.0
+    count: int | None = None
+    mode: str = "echo"
+    depth: int = 1
+    rate: float | None = None
+    text: bool = False
+    timestamped: bool = False
+    trigger: str | None = None
+    trigger_every: int = 1
+    warmup: float = 0.0
+    timeout: float = 10.0
+    server_pid: int | None = None
+    insecure: bool = False
+    progress: bool = True
+
+
+@dataclass
+class BenchResult:
+    """What a run measured; :meth:`to_json` gives the ``--json`` document.
+
+    Attributes:
+        messages: messages received within the measured window.
+        seconds: the window's wall time.
+        messages_per_s, mb_per_s: throughput (MB = 10^6 bytes of payload).
+        latency_ms: ``p50``, ``p90``, ``p99``, ``p999``, ``max`` and ``mean``
+            in milliseconds (empty when no latency was measured).
+        errors: connections that failed or broke, and protocol errors.
+        error_samples: up to 10 error descriptions.
+        generator_cpu: the generator's CPU time / wall time (1.0 = one core).
+        server_cpu_s: the server's CPU time over the window (``--server-pid``).
+        server_cpu_us_per_message: ``server_cpu_s`` per message, in µs.
+        cpu_busy: each CPU's busy fraction over the window, every process
+            counted (Linux): shows whether something else competed.
+        interrupted: the run was stopped early by Ctrl-C.
+    """
+
+    url: str
+    mode: str
+    connections: int
+    connected: int
+    size: int
+    depth: int
+    text: bool
+    messages: int
+    bytes: int
+    seconds: float
+    messages_per_s: float
+    mb_per_s: float
+    latency_ms: dict[str, float]
+    latency_samples: int
+    errors: int
+    error_samples: list[str]
+    generator_cpu: float
+    sent: int
+    server_pid: int | None = None
+    server_cpu_s: float | None = None
+    server_cpu: float | None = None
+    server_cpu_us_per_message: float | None = None
+    cpu_busy: list[float] | None = None
+    interrupted: bool = False
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+class BenchError(Exception):
+    """The run could not start (no connection could be opened)."""
+
+
+# --- measuring ----------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine, Python and wsfast facts printed next to every number."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "affinity": affinity,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "wsfast": __version__,
+        "implementation": kernels.IMPLEMENTATION,
+    }
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid``, all threads.
+
+    Uses the nanosecond ``/proc/PID/task/*/schedstat`` when the kernel has
+    it, else the clock ticks of ``/proc/PID/stat``.
+
+    Raises:
+        OSError: the process is gone, or this is not Linux.
+    """
+    task_dir = f"/proc/{pid}/task"
+    try:
+        total = 0
+        for task in os.listdir(task_dir):
+            with open(f"{task_dir}/{task}/schedstat") as file:
+                total += int(file.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    with open(f"/proc/{pid}/stat") as file:
+        text = file.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    # stat(5): utime and stime are fields 14 and 15; fields[0] is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_seconds() -> list[float] | None:
+    """Busy time (not idle, not iowait) of each CPU so far, from ``/proc/stat``; ``None`` elsewhere."""
+    try:
+        with open("/proc/stat") as file:
+            lines = [line.split() for line in file if line.startswith("cpu") and line[3].isdigit()]
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = []
+    for fields in lines:
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        # guest time is already counted in user time
+        busy.append((sum(values[:8]) - idle) / tick)
+    return busy
+
+
+def percentiles(samples: array.array[int], scale: float) -> dict[str, float]:
+    """Nearest-rank percentiles of ``samples`` (and max, mean), times ``scale``."""
+    n = len(samples)
+    if not n:
+        return {}
+    try:
+        import numpy
+    except ImportError:
+        ordered: Any = sorted(samples)
+        total = float(sum(samples))
+    else:
+        values = numpy.frombuffer(samples, dtype=numpy.int64).copy()
+        values.sort()
+        ordered = values
+        total = float(values.sum(dtype=numpy.float64))
+
+    def rank(p: float) -> float:
+        return float(ordered[max(0, math.ceil(p * n) - 1)]) * scale
+
+    return {
+        "p50": rank(0.50),
+        "p90": rank(0.90),
+        "p99": rank(0.99),
+        "p999": rank(0.999),
+        "max": float(ordered[n - 1]) * scale,
+        "mean": total / n * scale,
+    }
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+class _Conn:
+    """One WebSocket connection of the generator."""
+
+    __slots__ = (
+        "index",
+        "sock",
+        "fd",
+        "parser",
+        "times",
+        "sent",
+        "received",
+        "quota",
+        "pos",
+        "pending",
+        "open",
+        "closing",
+        "since_trigger",
+        "tls",
+        "early",
+    )
+
+    def __init__(self, index: int, sock: socket.socket, quota: int) -> None:
+        self.index = index
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.parser = FrameParser(masked=False, max_frame_size=1 << 30)
+        #: The send time of each message in flight, oldest first.
+        self.times: deque[int] = deque()
+        self.sent = 0
+        self.received = 0
+        self.quota = quota
+        #: The next frame of the pool to send.
+        self.pos = (index * 37) % POOL
+        #: Bytes that the socket did not take yet.
+        self.pending = bytearray()
+        self.open = True
+        self.closing = False
+        self.since_trigger = 0
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.early: list[Any] = []
+
+
+def _masked_pool(opcode: int, payload: bytes, count: int) -> tuple[bytes, int]:
+    """``count`` frames of ``payload``, each with its own random mask key, end to end."""
+    frames = [build_frame(opcode, payload, mask_key=os.urandom(4)) for _ in range(count)]
+    return b"".join(frames), len(frames[0])
+
+
+def _control_frame(opcode: int, payload: bytes) -> bytes:
+    return build_frame(opcode, payload, mask_key=os.urandom(4))
+
+
+class _Poller:
+    """epoll where there is one (Linux), else the best ``selectors`` offers."""
+
+    def __init__(self) -> None:
+        self.poll: Callable[[float], list[tuple[int, int]]]
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+            self.READ = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+            self.WRITE = select.EPOLLOUT
+            self._read_only = select.EPOLLIN
+            self.poll = self._epoll.poll
+            self._selector: selectors.BaseSelector | None = None
+        else:  # pragma: no cover - exercised on macOS and Windows only
+            self._selector = selectors.DefaultSelector()
+            self.READ = selectors.EVENT_READ
+            self.WRITE = selectors.EVENT_WRITE
+            self._read_only = selectors.EVENT_READ
+            select_ = self._selector.select
+            self.poll = lambda timeout: [(key.fd, events) for key, events in select_(timeout)]
+
+    def register(self, fd: int, write: bool = False) -> None:
+        events = self._read_only | (self.WRITE if write else 0)
+        if self._selector is None:
+            self._epoll.register(fd, events)
+        else:  # pragma: no cover
+            self._selector.register(fd, events)
+
+    def modify(self, fd: int, write: bool) -> None:
+        events = self._read_only | (self.WRITE if write else 0)
+        if self._selector is None:
+            self._epoll.modify(fd, events)
+        else:  # pragma: no cover
+            self._selector.modify(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        try:
+            if self._selector is None:
+                self._epoll.unregister(fd)
+            else:  # pragma: no cover
+                self._selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def close(self) -> None:
+        if self._selector is None:
+            self._epoll.close()
+        else:  # pragma: no cover
+            self._selector.close()
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        except (ValueError, OSError):
+            pass
+
+
+# --- the generator ----------------------------------------------------------------------------
+
+
+class _Generator:
+    def __init__(self, options: BenchOptions) -> None:
+        self.o = options
+        self.handshake_template = ClientHandshake(options.url)  # validates the URL
+        self.poller = _Poller()
+        self.conns: dict[int, _Conn] = {}
+        self.open_count = 0
+        self.errors = 0
+        self.error_samples: list[str] = []
+        opcode = _TEXT if options.text else _BINARY
+        payload = (b"wsfast-bench-" * (options.size // 13 + 1))[: options.size]
+        if not options.text:
+            payload = os.urandom(options.size)
+        if options.mode == "feed":
+            trigger = (options.trigger or "").encode()
+            self.ring, self.frame_len = _masked_pool(_TEXT, trigger, POOL + 1)
+        else:
+            batch = min(options.depth, MAX_BATCH)
+            self.ring, self.frame_len = _masked_pool(opcode, payload, POOL + batch)
+        self.ring_view = memoryview(self.ring)
+        self.max_batch = min(options.depth, MAX_BATCH)
+        self.latencies: array.array[int] = array.array("q")
+        self.bytes = 0
+        self.received = 0
+        self.sent = 0
+        self.stopping = False
+        self.ssl_context: ssl.SSLContext | None = None
+        if self.handshake_template.secure:
+            self.ssl_context = ssl.create_default_context()
+            if options.insecure:
+                self.ssl_context.check_hostname = False
+                self.ssl_context.verify_mode = ssl.CERT_NONE
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 10:
+            self.error_samples.append(text)
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def open_all(self) -> None:
+        o = self.o
+        _raise_fd_limit(o.connections + 64)
+        quotas = [0] * o.connections
+        if o.count is not None:
+            share, extra = divmod(o.count, o.connections)
+            quotas = [share + (1 if i < extra else 0) for i in range(o.connections)]
+        for index in range(o.connections):
+            try:
+                conn = self.open_one(index, quotas[index])
+            except (OSError, InvalidHandshake, ProtocolError, ValueError) as exc:
+                self.error(f"connection {index}: {type(exc).__name__}: {exc}")
+                continue
+            self.conns[conn.fd] = conn
+            self.open_count += 1
+            self.poller.register(conn.fd)
+            for frame in conn.early:
+                if frame.opcode == _PING:
+                    self.write(conn, _control_frame(_PONG, frame.payload))
+            conn.early = []
+        if not self.conns:
+            raise BenchError(f"no connection to {o.url} could be opened: {self.error_samples[0]}")
+
+    def open_one(self, index: int, quota: int) -> _Conn:
+        o = self.o
+        handshake = ClientHandshake(o.url, user_agent=f"wsfast-bench/{__version__}")
+        sock = socket.create_connection((handshake.host, handshake.port), timeout=o.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=handshake.host)
+            sock.sendall(handshake.request().serialize())
+            parser = ResponseParser()
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("the server closed the connection during the handshake")
+                response = parser.feed(data)
+                if response is not None:
+                    break
+            handshake.validate(response)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        conn = _Conn(index, sock, quota)
+        # Frames sent before the clock starts are parsed, never counted.
+        conn.early = conn.parser.feed(parser.trailing) if parser.trailing else []
+        return conn
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, conn: _Conn, data: Any) -> None:
+        """Send ``data`` now, keeping what the socket does not take for later."""
+        if conn.pending:
+            conn.pending += data
+            return
+        try:
+            n = conn.sock.send(data)
+        except _RETRY:
+            n = 0
+        except OSError as exc:
+            self.lost(conn, f"send failed: {exc}")
+            return
+        if n < len(data):
+            conn.pending += data[n:]
+            self.poller.modify(conn.fd, True)
+
+    def flush(self, conn: _Conn) -> None:
+        pending = conn.pending
+        try:
+            n = conn.sock.send(pending)
+        except _RETRY:
+            return
+        except OSError as exc:
+            self.lost(conn, f"send failed: {exc}")
+            return
+        del pending[:n]
+        if not pending:
+            self.poller.modify(conn.fd, False)
+
+    def send_messages(self, conn: _Conn, k: int) -> None:
+        """Send the next ``k`` messages of the pool on ``conn`` in one write."""
+        flen = self.frame_len
+        view = self.ring_view
+        times = conn.times
+        while k > 0:
+            batch = k if k <= self.max_batch else self.max_batch
+            pos = conn.pos
+            conn.pos = (pos + batch) % POOL
+            now = time.perf_counter_ns()
+            if batch == 1:
+                times.append(now)
+            else:
+                times.extend(itertools.repeat(now, batch))
+            conn.sent += batch
+            self.sent += batch
+            self.write(conn, view[pos * flen : (pos + batch) * flen])
+            k -= batch
+
+    def send_trigger(self, conn: _Conn) -> None:
+        pos = conn.pos
+        conn.pos = (pos + 1) % POOL
+        flen = self.frame_len
+        conn.sent += 1
+        self.sent += 1
+        self.write(conn, self.ring_view[pos * flen : (pos + 1) * flen])
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def lost(self, conn: _Conn, reason: str) -> None:
+        if not conn.open:
+            return
+        conn.open = False
+        self.open_count -= 1
+        self.poller.unregister(conn.fd)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        if not conn.closing:
+            self.error(f"connection {conn.index}: {reason}")
+
+    def control(self, conn: _Conn, opcode: int, payload: bytes) -> None:
+        """Answer a control frame (or a stray continuation) outside the hot path."""
+        if opcode == _PING:
+            self.write(conn, _control_frame(_PONG, payload))
+        elif opcode == _CLOSE:
+            if conn.closing:
+                self.lost(conn, "closed")
+                return
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            reason = payload[2:].decode("utf-8", "replace")
+            self.write(conn, _control_frame(_CLOSE, payload[:2]))
+            self.lost(conn, f"closed by the server: {code} {reason}".rstrip())
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> BenchResult:
+        o = self.o
+        self.open_all()
+        conns = self.conns
+        feed = o.mode == "feed"
+        counting = o.count is not None
+        count = o.count if o.count is not None else 0
+        duration_ns = int((o.duration or 0.0) * 1e9)
+        warmup_ns = int(o.warmup * 1e9) if not counting else 0
+        timeout_ns = int(o.timeout * 1e9)
+
+        perf = time.perf_counter_ns
+        wall = time.time_ns
+        poll = self.poller.poll
+        READ = self.poller.READ
+        WRITE = self.poller.WRITE
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        latencies = self.latencies
+        record = latencies.append
+        from_bytes = int.from_bytes
+        timestamped = o.timestamped
+        rate = o.rate
+        depth = o.depth
+        trigger = feed and o.trigger is not None
+        trigger_every = o.trigger_every
+        progress = o.progress
+
+        t0 = perf()
+        window_start = t0 + warmup_ns
+        window_end = window_start + duration_ns if not counting else None
+        measuring = warmup_ns == 0
+        cpu0 = time.process_time()
+        server_cpu0 = self.server_cpu()
+        busy0 = cpu_busy_seconds()
+        start_received = 0
+        start_bytes = 0
+        start_sent = 0
+        last_activity = t0
+        next_progress = t0 + 1_000_000_000
+        last_progress = (t0, 0)
+        rate_ns = 1e9 / rate if rate else 0.0
+        tick_ns = int(min(max(rate_ns, 1e5), 1e6)) if rate else 0
+        next_tick = t0
+
+        # Start: fill every connection's window (or fire the triggers).
+        if feed:
+            if trigger:
+                first = min(conns.values(), key=lambda c: c.index)
+                for _ in range(depth):
+                    self.send_trigger(first)
+        elif not rate:
+            for conn in list(conns.values()):
+                k = depth if not counting else min(depth, conn.quota)
+                if k:
+                    self.send_messages(conn, k)
+
+        received = 0
+        nbytes = 0
+        interrupted = False
+        try:
+            while True:
+                now = perf()
+                # -- timers: window, deadline, rate ticks, progress
+                if not measuring and now >= window_start:
+                    measuring = True
+                    start_received, start_bytes, start_sent = received, nbytes, self.sent
+                    del latencies[:]
+                    cpu0 = time.process_time()
+                    server_cpu0 = self.server_cpu()
+                    busy0 = cpu_busy_seconds()
+                    window_start = now
+                    if window_end is not None:
+                        window_end = now + duration_ns
+                if window_end is not None and now >= window_end:
+                    break
+                if counting and received >= count:
+                    break
+                if not self.open_count:
+                    break
+                if counting and now - last_activity > timeout_ns:
+                    self.error(f"no message for {o.timeout:g} s: gave up")
+                    break
+                if rate and now >= next_tick:
+                    target = int((now - t0) / rate_ns) + 1
+                    for conn in conns.values():
+                        if not conn.open:
+                            continue
+                        k = min(target - conn.sent, depth - len(conn.times))
+                        if counting:
+                            k = min(k, conn.quota - conn.sent)
+                        if k > 0:
+                            self.send_messages(conn, k)
+                    next_tick = now + tick_ns
+                if progress and now >= next_progress:
+                    self.show_progress(now, t0, received, nbytes, last_progress, measuring)
+                    last_progress = (now, received)
+                    next_progress += 1_000_000_000
+                timeout = 0.1
+                if rate:
+                    timeout = max(0.0, (next_tick - now) / 1e9)
+                events = poll(timeout)
+                if not events:
+                    continue
+                t_recv = perf()
+                t_wall = wall() if timestamped else 0
+                last_activity = t_recv
+                for fd, ev in events:
+                    conn = conns[fd]
+                    if not conn.open:
+                        continue
+                    if ev & WRITE:
+                        self.flush(conn)
+                        if not conn.open:
+                            continue
+                    if not ev & READ:
+                        continue
+                    try:
+                        n = conn.sock.recv_into(buffer)
+                    except _RETRY:
+                        continue
+                    except OSError as exc:
+                        self.lost(conn, f"receive failed: {exc}")
+                        continue
+                    if not n:
+                        self.lost(conn, "the server closed the TCP connection")
+                        continue
+                    if conn.tls and conn.sock.pending():  # type: ignore[attr-defined]
+                        # Decrypted bytes the selector cannot see: take them too.
+                        extra = conn.sock.recv(conn.sock.pending())  # type: ignore[attr-defined]
+                        buffer[n : n + len(extra)] = extra
+                        n += len(extra)
+                    try:
+                        frames = conn.parser.feed(view[:n])
+                    except ProtocolError as exc:
+                        self.lost(conn, f"protocol error: {exc}")
+                        continue
+                    got = 0
+                    if feed:
+                        budget = count - received if counting else -1
+                        for frame in frames:
+                            opcode = frame.opcode
+                            if opcode > 2:
+                                self.control(conn, opcode, frame.payload)
+                                continue
+                            payload = frame.payload
+                            nbytes += len(payload)
+                            if timestamped and opcode:
+                                record(t_wall - from_bytes(payload[:8], "big"))
+                            if frame.fin:
+                                got += 1
+                                if got == budget:
+                                    break
+                        received += got
+                        if trigger and conn.index == 0 and not self.stopping:
+                            conn.since_trigger += got
+                            while conn.since_trigger >= trigger_every:
+                                conn.since_trigger -= trigger_every
+                                self.send_trigger(conn)
+                        continue
+                    times = conn.times
+                    try:
+                        for frame in frames:
+                            opcode = frame.opcode
+                            if opcode > 2:
+                                self.control(conn, opcode, frame.payload)
+                                continue
+                            nbytes += len(frame.payload)
+                            if frame.fin:
+                                got += 1
+                                record(t_recv - times.popleft())
+                    except IndexError:
+                        self.lost(conn, "the server sent a message that was not a reply")
+                        continue
+                    if got:
+                        received += got
+                        conn.received += got
+                        if rate:
+                            k = min(got, int((t_recv - t0) / rate_ns) + 1 - conn.sent)
+                        else:
+                            k = got
+                        if counting:
+                            k = min(k, conn.quota - conn.sent)
+                        if k > 0 and conn.open:
+                            self.send_messages(conn, k)
+        except KeyboardInterrupt:  # Ctrl-C: stop and report what was measured
+            interrupted = True
+        t_end = perf()
+        cpu1 = time.process_time()
+        server_cpu1 = self.server_cpu()
+        busy1 = cpu_busy_seconds()
+        if not measuring:  # stopped during the warm-up
+            start_received = start_bytes = start_sent = 0
+            window_start = t0
+            del latencies[:]
+        end_received, end_bytes = received, nbytes
+        if counting and received > count:
+            end_received = count
+        self.stopping = True
+        if progress:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        self.close_all()
+
+        seconds = max(t_end - window_start, 1) / 1e9
+        messages = end_received - start_received
+        total_bytes = end_bytes - start_bytes
+        server_cpu_s = server_cpu1 - server_cpu0 if server_cpu0 is not None and server_cpu1 is not None else None
+        scale = 1e-6  # ns -> ms
+        return BenchResult(
+            url=o.url,
+            mode=o.mode,
+            connections=o.connections,
+            connected=len(conns),
+            size=o.size,
+            depth=o.depth,
+            text=o.text,
+            messages=messages,
+            bytes=total_bytes,
+            seconds=seconds,
+            messages_per_s=messages / seconds,
+            mb_per_s=total_bytes / seconds / 1e6,
+            latency_ms=percentiles(latencies, scale),
+            latency_samples=len(latencies),
+            errors=self.errors,
+            error_samples=self.error_samples,
+            generator_cpu=(cpu1 - cpu0) / seconds,
+            sent=self.sent - start_sent,
+            server_pid=o.server_pid,
+            server_cpu_s=server_cpu_s,
+            server_cpu=server_cpu_s / seconds if server_cpu_s is not None else None,
+            server_cpu_us_per_message=server_cpu_s / messages * 1e6 if server_cpu_s is not None and messages else None,
+            cpu_busy=[(b - a) / seconds for a, b in zip(busy0, busy1, strict=True)] if busy0 and busy1 else None,
+            interrupted=interrupted,
+            machine=machine_info(),
+        )
+
+    def server_cpu(self) -> float | None:
+        if self.o.server_pid is None:
+            return None
+        try:
+            return process_cpu_seconds(self.o.server_pid)
+        except OSError:
+            return None
+
+    def show_progress(
+        self, now: int, t0: int, received: int, nbytes: int, last: tuple[int, int], measuring: bool
+    ) -> None:
+        elapsed = (now - t0) / 1e9
+        interval = max(now - last[0], 1) / 1e9
+        rate = (received - last[1]) / interval
+        open_conns = sum(1 for c in self.conns.values() if c.open)
+        phase = "" if measuring else "  (warm-up)"
+        line = (
+            f"\r{elapsed:6.1f} s  {received:>12,} msgs  {rate:>11,.0f} msg/s  "
+            f"conns {open_conns}/{self.o.connections}  errors {self.errors}{phase}   "
+        )
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def close_all(self) -> None:
+        """Send a close frame on every connection and wait briefly for the answers."""
+        conns = [c for c in self.conns.values() if c.open]
+        for conn in conns:
+            conn.closing = True
+            self.write(conn, _control_frame(_CLOSE, (1000).to_bytes(2, "big")))
+        deadline = time.monotonic() + _CLOSE_WAIT
+        buffer = bytearray(1 << 16)
+        while any(c.open for c in conns):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for fd, ev in self.poller.poll(remaining):
+                conn = self.conns[fd]
+                if not conn.open:
+                    continue
+                if ev & self.poller.WRITE:
+                    self.flush(conn)
+                if not conn.open or not ev & self.poller.READ:
+                    continue
+                try:
+                    n = conn.sock.recv_into(buffer)
+                except _RETRY:
+                    continue
+                except OSError:
+                    n = 0
+                if not n:
+                    self.lost(conn, "closed")
+                    continue
+                try:
+                    frames = conn.parser.feed(memoryview(buffer)[:n])
+                except ProtocolError:
+                    frames = []
+                    self.lost(conn, "closed")
+                for frame in frames:
+                    if frame.opcode == _CLOSE:
+                        self.lost(conn, "closed")
+                        break
+        for conn in conns:
+            conn.closing = True
+            self.lost(conn, "closed")
+        self.poller.close()
+
+
+def run(options: BenchOptions) -> BenchResult:
+    """Run one benchmark and return what it measured.
+
+    Raises:
+        BenchError: no connection could be opened.
+        ValueError: the URL is not a ``ws://`` or ``wss://`` URL.
+    """
+    return _Generator(options).run()
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 1 << 30:
+        raise argparse.ArgumentTypeError(f"must be 0 to 2**30, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``wsfast bench``'s arguments to ``parser`` (shared with ``wsfast.cli``)."""
+    parser.add_argument("url", help="the server's ws:// or wss:// URL")
+    parser.add_argument(
+        "-c", "--connections", type=_positive_int, default=16, metavar="N", help="connections (default: %(default)s)"
+    )
+    parser.add_argument(
+        "-s",
+        "--size",
+        type=_size,
+        default=32,
+        metavar="BYTES",
+        help="echo, pipeline: message payload size (default: %(default)s)",
+    )
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument(
+        "-d",
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="measure for S seconds after the warm-up (default: 5)",
+    )
+    stop.add_argument(
+        "-n",
+        "--count",
+        type=_positive_int,
+        metavar="N",
+        help="stop after exactly N messages received in all (spread evenly over the connections)",
+    )
+    parser.add_argument(
+        "-m",
+        "--mode",
+        choices=_MODES,
+        default="echo",
+        help="echo: one message in flight per connection; pipeline: --depth in flight; "
+        "feed: receive only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_positive_int,
+        metavar="D",
+        help="pipeline: messages in flight per connection (default: 16); feed: triggers in flight (default: 1)",
+    )
+    parser.add_argument("--rate", type=_positive_float, metavar="R", help="at most R messages/s per connection")
+    parser.add_argument("--text", action="store_true", help="send text messages (default: binary)")
+    parser.add_argument(
+        "--timestamped",
+        action="store_true",
+        help="feed: each message starts with a big-endian uint64 time.time_ns() from the server; measure latency",
+    )
+    parser.add_argument(
+        "--trigger",
+        metavar="TEXT",
+        help="feed: send TEXT on the first connection at the start (--depth times), "
+        "and again each --trigger-every messages it receives",
+    )
+    parser.add_argument(
+        "--trigger-every", type=_positive_int, default=1, metavar="N", help="feed: see --trigger (default: 1)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="with --duration: run S seconds before measuring (default: 0)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="connect and handshake timeout; with --count, give up after S s without a message (default: 10)",
+    )
+    parser.add_argument(
+        "--server-pid", type=_positive_int, metavar="PID", help="also report this process' CPU time (Linux /proc)"
+    )
+    parser.add_argument("--insecure", action="store_true", help="wss: do not verify the server's certificate")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m wsfast.bench`` (``wsfast bench``)."""
+    parser = argparse.ArgumentParser(
+        prog="wsfast bench",
+        description="Load-test any WebSocket server: echo, pipelined echo or feed, many connections "
+        "from one thread. Prints messages/s, MB/s, latency percentiles and the generator's own CPU use.",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def options_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BenchOptions:
+    """Check the combination of arguments (``parser.error`` exits 2) and build the options."""
+    try:
+        ClientHandshake(args.url)
+    except ValueError as exc:
+        parser.error(str(exc))
+    feed = args.mode == "feed"
+    if args.depth is not None and args.mode == "echo":
+        parser.error("--depth applies to --mode pipeline and feed (echo has one message in flight)")
+    if feed and args.rate is not None:
+        parser.error("--rate does not apply to --mode feed")
+    if not feed and (args.timestamped or args.trigger is not None):
+        parser.error("--timestamped and --trigger apply to --mode feed only")
+    if args.warmup and args.count is not None:
+        parser.error("--warmup applies to --duration only")
+    if args.server_pid is not None and not os.path.exists(f"/proc/{args.server_pid}"):
+        parser.error(f"--server-pid {args.server_pid}: no such process in /proc")
+    depth = args.depth
+    if depth is None:
+        depth = 16 if args.mode == "pipeline" else 1
+    duration = args.duration if args.duration is not None else (None if args.count is not None else 5.0)
+    return BenchOptions(
+        url=args.url,
+        connections=args.connections,
+        size=args.size,
+        duration=duration,
+        count=args.count,
+        mode=args.mode,
+        depth=depth,
+        rate=args.rate,
+        text=args.text,
+        timestamped=args.timestamped,
+        trigger=args.trigger,
+        trigger_every=args.trigger_every,
+        warmup=args.warmup,
+        timeout=args.timeout,
+        server_pid=args.server_pid,
+        insecure=args.insecure,
+        progress=not args.quiet,
+    )
+
+
+def format_result(result: BenchResult) -> str:
+    """The human-readable report."""
+    lat = result.latency_ms
+    kind = "text" if result.text else "binary"
+    what = result.mode if result.mode != "pipeline" else f"pipeline depth {result.depth}"
+    size = "" if result.mode == "feed" else f", {result.size} B {kind}"
+    lines = [
+        f"wsfast bench {result.url}: {what}, {result.connected}/{result.connections} connections{size}",
+        f"{result.messages:,} messages in {result.seconds:.2f} s" + (" (interrupted)" if result.interrupted else ""),
+        "",
+    ]
+    head = ["messages/s", "MB/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "gen CPU"]
+    row = [
+        f"{result.messages_per_s:,.0f}",
+        f"{result.mb_per_s:.2f}",
+        *(f"{lat[k]:.3f}" if k in lat else "-" for k in ("p50", "p90", "p99", "max")),
+        str(result.errors),
+        f"{result.generator_cpu * 100:.0f} %",
+    ]
+    if result.server_cpu_s is not None:
+        head += ["server CPU", "server µs/msg"]
+        row += [
+            f"{(result.server_cpu or 0) * 100:.0f} %",
+            f"{result.server_cpu_us_per_message:.2f}" if result.server_cpu_us_per_message is not None else "-",
+        ]
+    widths = [max(len(h), len(r)) for h, r in zip(head, row, strict=True)]
+    lines.append("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+    lines.append("  ".join(r.rjust(w) for r, w in zip(row, widths, strict=True)))
+    if result.generator_cpu > 0.9:
+        lines.append(f"note: the generator used {result.generator_cpu * 100:.0f} % of a core: it may be the bottleneck")
+    for sample in result.error_samples:
+        lines.append(f"error: {sample}")
+    machine = result.machine
+    lines.append(
+        f"machine: {machine.get('cpu')}, {machine.get('cpus')} CPUs, generator on {machine.get('affinity')}; "
+        f"{machine.get('python')}; wsfast {machine.get('wsfast')} ({machine.get('implementation')})"
+    )
+    return "\n".join(lines)
+
+
+def run_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run ``wsfast bench`` for parsed arguments; return the exit status."""
+    options = options_from_args(parser, args)
+    try:
+        result = run(options)
+    except BenchError as exc:
+        print(f"wsfast bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(result.to_json())
+    else:
+        print(format_result(result))
+    sys.stdout.flush()
+    return 1 if result.errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wsfast.bench URL ...``; returns the exit status.
+
+    Raises:
+        SystemExit: with status 2 for bad arguments (0 for ``--help``).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_from_args(parser, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
