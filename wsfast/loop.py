@@ -31,15 +31,13 @@ _WRITE = selectors.EVENT_WRITE
 _MAX_IOV = 512
 # Bytes handed to one sendmsg()/send() call at most.
 _MAX_WRITE = 1 << 20
+# Up to this many queued bytes are joined and written with one send().
+_JOIN_LIMIT = 64 * 1024
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _size(buffer: Any) -> int:
     return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
-
-
-def _frame_size(frame: list[Any]) -> int:
-    return sum(_size(buffer) for buffer in frame)
 
 
 class TimerHandle:
@@ -71,6 +69,8 @@ class Loop:
         self.selector.register(self._wake_reader, _READ, self._drain_wakeups)
         self._stopping = False
         self._thread_id: int | None = None
+        # Streams with frames to write at the end of this iteration.
+        self._to_flush: list[Stream] = []
         #: The time of the current loop iteration (``time.monotonic()``).
         self.now = time.monotonic()
         #: The receive buffer of every :class:`Stream` of this loop: one
@@ -95,6 +95,15 @@ class Loop:
         except OSError:
             pass  # closed: the loop is gone
 
+    def flush_soon(self, stream: Stream) -> None:
+        """Have ``stream`` write its queue at the end of this iteration (loop thread only).
+
+        Everything a stream is given during one iteration goes out in one
+        system call: a burst of published messages, or the replies to every
+        frame of a read.
+        """
+        self._to_flush.append(stream)
+
     def in_loop_thread(self) -> bool:
         """Whether the caller runs in the loop's thread (or the loop is not running)."""
         return self._thread_id is None or self._thread_id == threading.get_ident()
@@ -116,7 +125,7 @@ class Loop:
                 timeout = None
                 if self._timers:
                     timeout = max(0.0, self._timers[0][0] - time.monotonic())
-                if self._inbox:
+                if self._inbox or self._to_flush:
                     timeout = 0.0
                 events = select(timeout)
                 self.now = time.monotonic()
@@ -127,6 +136,7 @@ class Loop:
                         logger.exception("error in an I/O callback")
                 self._run_inbox()
                 self._run_timers()
+                self._flush_streams()
         finally:
             self._thread_id = None
 
@@ -151,6 +161,14 @@ class Loop:
                 callback(*args)
             except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
                 logger.exception("error in %r", callback)
+
+    def _flush_streams(self) -> None:
+        streams, self._to_flush = self._to_flush, []
+        for stream in streams:
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+                logger.exception("error while writing to %r", stream.sock)
 
     def _run_timers(self) -> None:
         timers = self._timers
@@ -194,8 +212,10 @@ class Stream:
         self.on_close = on_close
         self.on_ready = on_ready
         self.on_drain = on_drain
-        self.frames: collections.deque[list[Any]] = collections.deque()
+        #: The write queue: (buffers, size, droppable) per frame.
+        self.frames: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
         self.queued = 0
+        self._flush_scheduled = False
         #: Whether the first frame in the queue is partly written.
         self.head_started = False
         self.closed = False
@@ -216,15 +236,27 @@ class Stream:
 
     # --- writing ---------------------------------------------------------------
 
-    def write(self, buffers: list[Any]) -> None:
-        """Queue one frame (a list of buffers) and write as much as possible now."""
+    def write(self, buffers: list[Any], *, droppable: bool = False) -> None:
+        """Queue one frame (a list of buffers); it is written at the end of the
+        loop iteration, with every other frame queued by then, in one call.
+
+        Args:
+            buffers: bytes-like objects, written in order and never copied
+                until then; the caller must not modify them meanwhile.
+            droppable: whether :meth:`drop_unsent` may discard the frame
+                (a published feed message, say) while it is unsent.
+        """
         if self.closed or self._close_after_flush:
             return
-        self.frames.append(buffers)
-        self.queued += _frame_size(buffers)
+        size = 0
+        for buffer in buffers:
+            size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+        self.frames.append((buffers, size, droppable))
+        self.queued += size
         # While EVENT_WRITE is watched the socket is full: the loop flushes.
-        if not self._handshaking and not self._events & _WRITE:
-            self._flush()
+        if not self._flush_scheduled and not self._handshaking and not self._events & _WRITE:
+            self._flush_scheduled = True
+            self.loop.flush_soon(self)
 
     def close_after_flush(self) -> None:
         """Close the socket once the queue is written (at once if it is empty)."""
@@ -250,31 +282,37 @@ class Stream:
             pass
         self.on_close()
 
-    def drop_unsent(self, droppable: Callable[[list[Any]], bool] | None = None, limit: int = 0) -> None:
+    def drop_unsent(self, *, droppable_only: bool = False, limit: int = 0) -> None:
         """Drop queued frames that are not being written, oldest first, while
-        more than ``limit`` bytes are queued; only those ``droppable(frame)``
-        accepts (all when ``None``). A partly written frame is always kept.
+        more than ``limit`` bytes are queued: only the droppable ones with
+        ``droppable_only``, else all. A partly written frame is always kept.
         """
-        kept: collections.deque[list[Any]] = collections.deque()
+        kept: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
         frames = self.frames
         if self.head_started and frames:
             kept.append(frames.popleft())
         while frames:
             frame = frames.popleft()
-            if self.queued > limit and (droppable is None or droppable(frame)):
-                self.queued -= _frame_size(frame)
+            if self.queued > limit and (frame[2] or not droppable_only):
+                self.queued -= frame[1]
             else:
                 kept.append(frame)
         self.frames = kept
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what the socket takes now; watch for writability if some is left."""
+        self._flush_scheduled = False
+        if self.closed or self._handshaking:
+            return
         if self._tls:
             self._flush_tls()
         else:
             self._flush_plain()
-        want_write = (bool(self.frames) or self._tls_chunk is not None) and not self.closed
+        if self.closed:
+            return
+        want_write = bool(self.frames) or self._tls_chunk is not None
         self._watch(_READ | _WRITE if want_write else _READ)
-        if not want_write and not self.closed:
+        if not want_write:
             if self._close_after_flush:
                 self.close()
             else:
@@ -282,19 +320,28 @@ class Stream:
 
     def _flush_plain(self) -> None:
         frames = self.frames
-        while frames and not self.closed:
+        while frames:
             buffers: list[Any] = []
             total = 0
-            for frame in frames:
-                for buffer in frame:
-                    buffers.append(buffer)
-                    total += _size(buffer)
-                    if len(buffers) == _MAX_IOV:
+            joined = self.queued <= _JOIN_LIMIT
+            if joined:
+                # Small writes: one copy into one buffer beats sendmsg's setup.
+                for frame in frames:
+                    buffers.extend(frame[0])
+                total = self.queued
+            else:
+                for frame in frames:
+                    for buffer in frame[0]:
+                        buffers.append(buffer)
+                        if len(buffers) == _MAX_IOV:
+                            break
+                    total += frame[1]
+                    if len(buffers) == _MAX_IOV or total >= _MAX_WRITE:
                         break
-                if len(buffers) == _MAX_IOV or total >= _MAX_WRITE:
-                    break
+                if len(buffers) == _MAX_IOV:
+                    total = sum(_size(buffer) for buffer in buffers)
             try:
-                sent = self.sock.sendmsg(buffers)
+                sent = self.sock.send(b"".join(buffers)) if joined else self.sock.sendmsg(buffers)
             except _RETRY:
                 return
             except OSError:
@@ -306,14 +353,14 @@ class Stream:
 
     def _flush_tls(self) -> None:
         frames = self.frames
-        while (frames or self._tls_chunk is not None) and not self.closed and not self._handshaking:
+        while frames or self._tls_chunk is not None:
             if self._tls_chunk is None:
                 parts: list[Any] = []
                 total = 0
                 while frames and total < _MAX_WRITE:
-                    frame = frames.popleft()
-                    parts.extend(frame)
-                    total += _frame_size(frame)
+                    buffers, size, _ = frames.popleft()
+                    parts.extend(buffers)
+                    total += size
                 self._tls_chunk = b"".join(parts)
             chunk = self._tls_chunk
             try:
@@ -331,23 +378,24 @@ class Stream:
         self.queued -= sent
         frames = self.frames
         while sent:
-            frame = frames[0]
-            while frame and sent:
-                first = frame[0]
-                size = len(first) if type(first) is bytes else memoryview(first).nbytes
-                if sent >= size:
-                    sent -= size
-                    frame.pop(0)
-                else:
-                    frame[0] = memoryview(first).cast("B")[sent:]
-                    sent = 0
-            if not frame:
+            buffers, size, droppable = frames[0]
+            if sent >= size:
                 frames.popleft()
+                sent -= size
                 self.head_started = False
-            else:
-                self.head_started = True
-        if frames and not frames[0]:
-            frames.popleft()
+                continue
+            # A partly written frame: keep what is left of it, uncopied.
+            rest = list(buffers)
+            while sent:
+                first = memoryview(rest[0]).cast("B")
+                if sent >= len(first):
+                    sent -= len(first)
+                    rest.pop(0)
+                else:
+                    rest[0] = first[sent:]
+                    sent = 0
+            frames[0] = (rest, sum(_size(buffer) for buffer in rest), droppable)
+            self.head_started = True
 
     def _watch(self, events: int) -> None:
         if events != self._events and not self.closed:
@@ -361,7 +409,7 @@ class Stream:
             self._do_handshake()
             return
         if mask & _WRITE:
-            self._flush()
+            self.flush()
         if mask & _READ and not self.closed:
             self._read()
 
@@ -404,7 +452,7 @@ class Stream:
         self._watch(_READ)
         self.on_ready()
         if self.frames:
-            self._flush()
+            self.flush()
 
     def _broken(self) -> None:
         self.close()

@@ -34,16 +34,6 @@ _BINARY = Opcode.BINARY.value
 _TEXT = Opcode.TEXT.value
 
 
-class _FeedFrame(list):  # type: ignore[type-arg]
-    """A queued published frame: the ``drop`` policy may discard it unsent."""
-
-    __slots__ = ()
-
-
-def _is_feed_frame(frame: list[Any]) -> bool:
-    return type(frame) is _FeedFrame
-
-
 class Handler:
     """Application callbacks; subclass and override what you need.
 
@@ -91,8 +81,6 @@ class ServerConnection:
         self.connected_at = server.loop.now
         self._ping_sent_at: float | None = None
         self._close_timer: TimerHandle | None = None
-        # While events are dispatched, sends are batched into one write.
-        self._dispatching = False
 
     def __repr__(self) -> str:
         path = self.request.path if self.request else "?"
@@ -124,12 +112,24 @@ class ServerConnection:
             ConnectionClosed: the connection is not OPEN.
         """
         self.server._admit(self)
+        protocol = self.protocol
+        if protocol.can_send_prebuilt():
+            # The common case, framed here without the sans-IO send path;
+            # what the protocol queued before (a pong) goes out first.
+            if protocol.buffered_amount:
+                self.stream.write(protocol.data_to_send())
+            if type(message) is str:
+                payload: Any = message.encode("utf-8")
+                self.stream.write([frame_header(_TEXT, len(payload)), payload])
+            else:
+                payload = _byte_buffer(message)
+                self.stream.write([frame_header(_BINARY, len(payload)), payload])
+            return
         if type(message) is str:
-            self.protocol.send_text(message)
+            protocol.send_text(message)
         else:
-            self.protocol.send_binary(message)
-        if not self._dispatching:
-            self._flush_protocol()
+            protocol.send_binary(message)
+        self._flush_protocol()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes of payload)."""
@@ -194,7 +194,6 @@ class ServerConnection:
 
     def _dispatch(self, events: list[Event]) -> None:
         handler = self.server.handler
-        self._dispatching = True
         for event in events:
             kind = type(event)
             try:
@@ -214,7 +213,6 @@ class ServerConnection:
                 pass  # the handler raced a close: nothing to report
             except Exception as exc:  # noqa: BLE001 - reported to the handler
                 self._handler_failed(exc)
-        self._dispatching = False
         self._flush_protocol()
 
     def _open(self, event: Opened) -> None:
@@ -462,7 +460,7 @@ class Server:
             if not self._admit(ws):
                 continue
             if protocol.can_send_prebuilt():
-                ws.stream.write(_FeedFrame((header, payload)))
+                ws.stream.write([header, payload], droppable=True)
             elif protocol.state is State.OPEN:
                 # Compressed or mid-fragment: framed for this client alone.
                 if type(data) is str:
@@ -470,7 +468,7 @@ class Server:
                 else:
                     protocol.send_binary(payload)
                 output = protocol.data_to_send()
-                ws.stream.write(_FeedFrame(output) if protocol.messages_are_independent else output)
+                ws.stream.write(output, droppable=protocol.messages_are_independent)
             else:
                 continue
             count += 1
@@ -490,7 +488,7 @@ class Server:
         if stream.queued + ws.protocol.buffered_amount <= self.write_limit:
             return ws.protocol.state is State.OPEN
         if self.slow_consumer == "drop":
-            stream.drop_unsent(_is_feed_frame, self.write_limit)
+            stream.drop_unsent(droppable_only=True, limit=self.write_limit)
             if stream.queued <= self.write_limit:
                 return ws.protocol.state is State.OPEN
         logger.info("closing slow consumer %s (%d bytes queued)", ws, stream.queued)
