@@ -222,19 +222,30 @@ class Connection:
             self._fail(exc, events)
             return events
         append = events.append
-        # Whole messages skip the general path (the hot case); with deflate
-        # negotiated they take it, for the size check the parser cannot make.
-        simple = not self._message_opcode and not self.stream_fragments and self._deflate is None
+        deflate = self._deflate
+        # Whole messages skip the general path: the hot case.
+        simple = not self._message_opcode and not self.stream_fragments
         try:
             for frame in frames:
                 opcode = frame.opcode
-                if simple and frame.fin and not frame.rsv:
-                    if opcode == _BINARY:
-                        append(frame.payload)
-                        continue
-                    if opcode == _TEXT:
+                if simple and frame.fin and (opcode == _BINARY or opcode == _TEXT):
+                    rsv = frame.rsv
+                    if not rsv and deflate is None:
+                        # The parser's frame limit is the message limit here.
+                        payload = frame.payload
+                    elif rsv == _RSV1 and deflate is not None:
+                        # A compressed message in one frame: one inflate, bounded.
+                        payload = deflate.decompress(frame.payload, final=True, max_size=self.max_message_size)
+                    elif not rsv and len(frame.payload) <= self.max_message_size:
+                        payload = frame.payload  # uncompressed, under deflate's frame slack
+                    else:
+                        payload = None
+                    if payload is not None:
+                        if opcode == _BINARY:
+                            append(payload)
+                            continue
                         try:
-                            append(frame.payload.decode("utf-8"))
+                            append(payload.decode("utf-8"))
                         except UnicodeDecodeError:
                             raise InvalidUTF8("invalid UTF-8 in a text message") from None
                         continue
@@ -247,7 +258,7 @@ class Connection:
                     self._receive_ping_pong(opcode, frame.payload, events)
                 else:
                     self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events)
-                    simple = not self._message_opcode and not self.stream_fragments and self._deflate is None
+                    simple = not self._message_opcode and not self.stream_fragments
             else:
                 if self._parser.error is not None:
                     raise self._parser.error
@@ -363,8 +374,9 @@ class Connection:
             self._message_opcode = opcode
             self._compressed = bool(rsv & _RSV1)
             self._message_size = 0
-            self._validator.reset()
-            self._text_decoder.reset()
+            if opcode == _TEXT:
+                self._validator.reset()
+                self._text_decoder.reset()
         is_text = self._message_opcode == _TEXT
         if self._compressed:
             assert self._deflate is not None
