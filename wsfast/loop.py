@@ -204,7 +204,7 @@ class Stream:
         on_data: Callable[[memoryview], None],
         on_close: Callable[[], None],
         on_ready: Callable[[], None] = lambda: None,
-        on_drain: Callable[[], None] = lambda: None,
+        on_drain: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
@@ -310,13 +310,15 @@ class Stream:
             self._flush_plain()
         if self.closed:
             return
-        want_write = bool(self.frames) or self._tls_chunk is not None
-        self._watch(_READ | _WRITE if want_write else _READ)
-        if not want_write:
-            if self._close_after_flush:
-                self.close()
-            else:
-                self.on_drain()
+        if self.frames or self._tls_chunk is not None:
+            self._watch(_READ | _WRITE)
+            return
+        if self._events != _READ:
+            self._watch(_READ)
+        if self._close_after_flush:
+            self.close()
+        elif self.on_drain is not None:
+            self.on_drain()
 
     def _flush_plain(self) -> None:
         frames = self.frames
@@ -375,6 +377,11 @@ class Stream:
 
     def _consume(self, sent: int) -> None:
         """Drop ``sent`` written bytes from the front of the queue."""
+        if sent == self.queued:  # the usual case: everything went out
+            self.frames.clear()
+            self.queued = 0
+            self.head_started = False
+            return
         self.queued -= sent
         frames = self.frames
         while sent:

@@ -32,6 +32,7 @@ logger = logging.getLogger("wsfast.server")
 
 _BINARY = Opcode.BINARY.value
 _TEXT = Opcode.TEXT.value
+_OPEN = State.OPEN
 
 
 class Handler:
@@ -486,7 +487,7 @@ class Server:
         """
         stream = ws.stream
         if stream.queued + ws.protocol.buffered_amount <= self.write_limit:
-            return ws.protocol.state is State.OPEN
+            return ws.protocol.state is _OPEN
         if self.slow_consumer == "drop":
             stream.drop_unsent(droppable_only=True, limit=self.write_limit)
             if stream.queued <= self.write_limit:
