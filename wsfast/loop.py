@@ -13,6 +13,7 @@ import collections
 import heapq
 import itertools
 import logging
+import select
 import selectors
 import socket
 import ssl
@@ -21,12 +22,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Loop", "Stream", "TimerHandle"]
+__all__ = ["Loop", "Poller", "Stream", "TimerHandle"]
 
 logger = logging.getLogger("wsfast.loop")
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+_EPOLLIN = getattr(select, "EPOLLIN", 1)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 4)
+# selectors' READ/WRITE bits -> epoll's.
+_EPOLL_MASKS = {
+    _READ: _EPOLLIN,
+    _WRITE: _EPOLLOUT,
+    _READ | _WRITE: _EPOLLIN | _EPOLLOUT,
+}
 # sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
 _MAX_IOV = 512
 # Bytes handed to one sendmsg()/send() call at most.
@@ -55,11 +64,78 @@ class TimerHandle:
         self.cancelled = True
 
 
+class Poller:
+    """Readiness of file objects, each with its callback: epoll where there is
+    one (Linux), else the best of :mod:`selectors`.
+
+    The methods mirror the part of ``selectors.BaseSelector`` the loop uses;
+    :meth:`poll` returns ``(fileobj, callback, events)`` triples, with
+    ``events`` made of ``EVENT_READ`` and ``EVENT_WRITE``. Going to epoll
+    directly saves ``selectors``' key objects on every event and every change
+    of interest.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._selector = None if self._epoll is not None else selectors.DefaultSelector()
+        self._handlers: dict[int, tuple[Any, Callable[[Any, int], None]]] = {}
+
+    def register(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
+        if self._epoll is None:
+            assert self._selector is not None
+            self._selector.register(fileobj, events, callback)
+            return
+        fd = fileobj.fileno()
+        self._epoll.register(fd, _EPOLL_MASKS[events])
+        self._handlers[fd] = (fileobj, callback)
+
+    def modify(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
+        if self._epoll is None:
+            assert self._selector is not None
+            self._selector.modify(fileobj, events, callback)
+            return
+        fd = fileobj.fileno()
+        self._epoll.modify(fd, _EPOLL_MASKS[events])
+        self._handlers[fd] = (fileobj, callback)
+
+    def unregister(self, fileobj: Any) -> None:
+        """Forget ``fileobj`` (before closing it). Raises KeyError if unknown."""
+        if self._epoll is None:
+            assert self._selector is not None
+            self._selector.unregister(fileobj)
+            return
+        fd = fileobj.fileno()
+        del self._handlers[fd]
+        self._epoll.unregister(fd)
+
+    def poll(self, timeout: float | None) -> list[tuple[Any, Callable[[Any, int], None], int]]:
+        if self._epoll is None:
+            assert self._selector is not None
+            return [(key.fileobj, key.data, mask) for key, mask in self._selector.select(timeout)]
+        handlers = self._handlers
+        ready = []
+        for fd, flags in self._epoll.poll(-1 if timeout is None else timeout):
+            handler = handlers.get(fd)
+            if handler is not None:
+                # As selectors does: errors and hang-ups wake readers and writers.
+                events = (_READ if flags & ~_EPOLLOUT else 0) | (_WRITE if flags & ~_EPOLLIN else 0)
+                ready.append((handler[0], handler[1], events))
+        return ready
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+        elif self._selector is not None:
+            self._selector.close()
+        self._handlers.clear()
+
+
 class Loop:
     """A single-threaded selector loop with timers and a thread-safe inbox."""
 
     def __init__(self) -> None:
-        self.selector = selectors.DefaultSelector()
+        #: Readiness of the loop's sockets: ``register``, ``modify``, ``unregister``.
+        self.selector = Poller()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._sequence = itertools.count()
         self._inbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
@@ -119,24 +195,30 @@ class Loop:
         """Run until :meth:`stop`."""
         self._stopping = False
         self._thread_id = threading.get_ident()
-        select = self.selector.select
+        poll = self.selector.poll
+        monotonic = time.monotonic
+        timers = self._timers
+        inbox = self._inbox
         try:
             while not self._stopping:
                 timeout = None
-                if self._timers:
-                    timeout = max(0.0, self._timers[0][0] - time.monotonic())
-                if self._inbox or self._to_flush:
+                if inbox or self._to_flush:
                     timeout = 0.0
-                events = select(timeout)
-                self.now = time.monotonic()
-                for key, mask in events:
+                elif timers:
+                    timeout = max(0.0, timers[0][0] - monotonic())
+                ready = poll(timeout)
+                self.now = now = monotonic()
+                for fileobj, callback, events in ready:
                     try:
-                        key.data(key.fileobj, mask)
+                        callback(fileobj, events)
                     except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
                         logger.exception("error in an I/O callback")
-                self._run_inbox()
-                self._run_timers()
-                self._flush_streams()
+                if inbox:
+                    self._run_inbox()
+                if timers and timers[0][0] <= now:
+                    self._run_timers()
+                if self._to_flush:
+                    self._flush_streams()
         finally:
             self._thread_id = None
 
