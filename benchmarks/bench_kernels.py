@@ -12,17 +12,18 @@ Run: ``pytest benchmarks/bench_kernels.py --benchmark-only`` (see README.md).
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import logging
 import math
-import socket
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
 import pytest
+from _peers import UPGRADE as _UPGRADE
+from _peers import AiohttpProtocol as _AiohttpProtocol
+from _peers import PicowsTransport as _PicowsTransport
 
 import wsfast
 from wsfast.kernels import _py
@@ -281,62 +282,6 @@ def bench_parse_header(benchmark: Any, impl: Any, length: int) -> None:
 # setup), then the timed call feeds it every 64 KiB read of a stream of
 # 10,000 masked binary frames, as a server receives them from a client, and
 # ends with every frame's payload available as bytes.
-
-
-class _AiohttpProtocol:
-    """What aiohttp's WebSocketDataQueue needs from its protocol: never paused."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None:  # not reached: the queue limit is 1 GiB
-        raise AssertionError("aiohttp queue over its limit")
-
-    def resume_reading(self) -> None:
-        pass
-
-
-class _PicowsTransport:
-    """The asyncio transport picows' WSProtocol asks for: writes are collected.
-
-    picows looks at ``get_extra_info("socket")`` for setsockopt() and a file
-    descriptor; an unconnected TCP socket serves. Its ``send()`` on that fd
-    fails, so picows falls back to ``write()`` (only the 101 response here).
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._extra = {"socket": sock, "peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}
-        self.written: list[bytes] = []
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
-_UPGRADE = (
-    b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
-@pytest.fixture(scope="module")
-def picows_env() -> Any:
-    """An event loop (picows' constructor wants a running one) and a socket to show it."""
-    loop = asyncio.new_event_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    yield loop, sock
-    sock.close()
-    loop.close()
 
 
 def _drivers(name: str, reads: tuple[bytes, ...], peer: Any, request: Any) -> tuple[Callable, Callable, str, str]:

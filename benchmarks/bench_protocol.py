@@ -53,7 +53,6 @@ Run: ``taskset -c 1 python -m pytest benchmarks/bench_protocol.py --benchmark-on
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import importlib
@@ -61,7 +60,6 @@ import logging
 import math
 import os
 import random
-import socket
 import sys
 import time
 import types
@@ -72,6 +70,9 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from _peers import UPGRADE as _UPGRADE
+from _peers import AiohttpProtocol as _AiohttpProtocol
+from _peers import PicowsTransport as _PicowsTransport
 from bench_kernels import READ_SIZE, WSFAST_VERSION, KiB, MiB, setup_bench, size_id
 
 import wsfast
@@ -244,59 +245,7 @@ def make_stream(case: Case) -> Stream:
 
 # -- contenders -----------------------------------------------------------------
 
-# The same fakes as bench_kernels.py (private there, so copied, not imported).
-
-
-class _AiohttpProtocol:
-    """What aiohttp's WebSocketDataQueue needs from its protocol: never paused."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None:  # not reached: the queue limit is 1 GiB
-        raise AssertionError("aiohttp queue over its limit")
-
-    def resume_reading(self) -> None:
-        pass
-
-
-class _PicowsTransport:
-    """The asyncio transport picows' WSProtocol asks for: writes are collected."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._extra = {"socket": sock, "peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}
-        self.written: list[bytes] = []
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
-_UPGRADE = (
-    b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
 _UPGRADE_DEFLATE = _UPGRADE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-
-
-@pytest.fixture(scope="module")
-def picows_env() -> Any:
-    """An event loop (picows' constructor wants a running one) and a socket to show it."""
-    loop = asyncio.new_event_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    yield loop, sock
-    sock.close()
-    loop.close()
 
 
 Driver = tuple[Callable[[], tuple[Any, ...]], Callable[..., tuple[int, Any]], str, str, str]

@@ -20,12 +20,14 @@ few minutes on a 2-core machine.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import importlib
 import os
 import platform
 import random
+import socket
 import sys
 from contextlib import suppress
 from importlib.metadata import PackageNotFoundError, version
@@ -263,3 +265,13 @@ def make_frame_stream(payload_size: int, count: int, read_size: int) -> tuple[tu
 def frame_stream() -> Any:
     """``frame_stream(payload_size, count, read_size)`` -> (reads, last_payload)."""
     return make_frame_stream
+
+
+@pytest.fixture(scope="module")
+def picows_env() -> Any:
+    """An event loop (picows' constructor wants a running one) and a socket to show it."""
+    loop = asyncio.new_event_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    yield loop, sock
+    sock.close()
+    loop.close()
