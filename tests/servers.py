@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wsfast.cli import build_parser, create_server
 from wsfast.server import Handler, Server, ServerConnection
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "in_loop",
     "make_tls",
     "running_server",
+    "serving",
     "url",
     "wait_until",
 ]
@@ -201,3 +203,19 @@ def make_tls(directory: Path) -> TLS:
     ca_file = directory / "wsfast-test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     return TLS(server_context, client_context, ca_file)
+
+
+@contextlib.contextmanager
+def serving(*flags: str) -> Iterator[int]:
+    """The server of ``wsfast serve --port 0 FLAGS``, in a thread; yields its port."""
+    args = build_parser().parse_args(["serve", "--port", "0", *flags])
+    server, feed = create_server(args)
+    if feed is not None:
+        feed.start()
+    thread = server.start()
+    try:
+        yield server.port
+    finally:
+        server.shutdown(timeout=1.0)
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()

@@ -7,7 +7,6 @@ on port 0; subprocess tests run ``python -m wsfast serve`` on a free port of
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import math
 import os
@@ -21,13 +20,13 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wsfast.cli import FEED_HEADER, Feed, build_parser, create_server, feed_message, main
+from tests.servers import serving
+from wsfast.cli import FEED_HEADER, Feed, build_parser, feed_message, main
 from wsfast.handshake import Headers, Request
 from wsfast.page import WORKER_HEADER, http_handler, index_html
 
@@ -136,11 +135,11 @@ def test_serve_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
         (["serve", "--port", "x"], "'x' is not a port number"),
         (["serve", "--port", "70000"], "70000 is not a port number"),
         (["serve", "--mode", "chat"], "invalid choice: 'chat'"),
-        (["serve", "--workers", "0"], "--workers: 0 is not > 0"),
+        (["serve", "--workers", "0"], "--workers: 0 is not >= 1"),
         (["serve", "--rate", "0"], "--rate: 0 is not a positive number"),
         (["serve", "--rate", "nan"], "--rate: nan is not a positive number"),
         (["serve", "--size", "8"], "--size: 8 is too small"),
-        (["serve", "--max-message-size", "-1"], "--max-message-size: -1 is not > 0"),
+        (["serve", "--max-message-size", "-1"], "--max-message-size: -1 is not >= 1"),
         (["serve", "--subprotocol", "bad name"], "'bad name' is not a valid subprotocol name"),
         (["serve", "--origin", "example.com"], "'example.com' is not an origin"),
         (["serve", "--origin", "http://example.com/path"], "is not an origin"),
@@ -271,24 +270,8 @@ def test_page_has_no_external_resources() -> None:
 # --- serve's server, in process -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running(*flags: str) -> Iterator[int]:
-    """Run ``create_server`` for ``serve --port 0 FLAGS`` in a thread; yield the port."""
-    args = build_parser().parse_args(["serve", "--port", "0", *flags])
-    server, feed = create_server(args)
-    if feed is not None:
-        feed.start()
-    thread = server.start()
-    try:
-        yield server.port
-    finally:
-        server.shutdown(timeout=1.0)
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
-
-
 def test_echo_and_feed_by_path() -> None:
-    with running("--rate", "500") as port:
+    with serving("--rate", "500") as port:
         with websockets_sync.connect(f"ws://127.0.0.1:{port}/anything", open_timeout=TIMEOUT) as ws:
             ws.send("hello")
             assert ws.recv(timeout=TIMEOUT) == "hello"
@@ -302,7 +285,7 @@ def test_echo_and_feed_by_path() -> None:
 
 
 def test_mode_echo_closes_feed_clients() -> None:
-    with running("--mode", "echo") as port:
+    with serving("--mode", "echo") as port:
         with websockets_sync.connect(f"ws://127.0.0.1:{port}/feed", open_timeout=TIMEOUT) as ws:
             with pytest.raises(ConnectionClosed) as exc_info:
                 ws.recv(timeout=TIMEOUT)
@@ -312,7 +295,7 @@ def test_mode_echo_closes_feed_clients() -> None:
 
 
 def test_mode_feed_closes_echo_clients() -> None:
-    with running("--mode", "feed") as port:
+    with serving("--mode", "feed") as port:
         with websockets_sync.connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT) as ws:
             with pytest.raises(ConnectionClosed) as exc_info:
                 ws.recv(timeout=TIMEOUT)
@@ -321,7 +304,7 @@ def test_mode_feed_closes_echo_clients() -> None:
 
 def test_subprotocol_origin_size_and_compression_flags() -> None:
     flags = ["--subprotocol", "b", "--subprotocol", "a", "--origin", "http://good.test", "--max-message-size", "100"]
-    with running(*flags, "--compression") as port:
+    with serving(*flags, "--compression") as port:
         url = f"ws://127.0.0.1:{port}/"
         with websockets_sync.connect(
             url,

@@ -10,7 +10,6 @@ It saves a screenshot to ``artifacts/page.png``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from wsfast.cli import build_parser, create_server
+from tests.servers import serving
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts"
@@ -70,22 +69,6 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
-
-
-@contextlib.contextmanager
-def serving(*flags: str) -> Iterator[int]:
-    """The server of ``wsfast serve --port 0 FLAGS``, in a thread; yields its port."""
-    args = build_parser().parse_args(["serve", "--port", "0", *flags])
-    server, feed = create_server(args)
-    if feed is not None:
-        feed.start()
-    thread = server.start()
-    try:
-        yield server.port
-    finally:
-        server.shutdown(timeout=1.0)
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import kernels
+from ._argtypes import integer, number
 from ._version import __version__
 from .exceptions import InvalidHandshake, ProtocolError
 from .handshake import ClientHandshake, ResponseParser
@@ -884,56 +885,16 @@ def run(options: BenchOptions) -> BenchResult:
 # --- the command line ----------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= 1 << 30:
-        raise argparse.ArgumentTypeError(f"must be 0 to 2**30, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``wsfast bench``'s arguments to ``parser`` (shared with ``wsfast.cli``)."""
     parser.add_argument("url", help="the server's ws:// or wss:// URL")
     parser.add_argument(
-        "-c", "--connections", type=_positive_int, default=16, metavar="N", help="connections (default: %(default)s)"
+        "-c", "--connections", type=integer(1), default=16, metavar="N", help="connections (default: %(default)s)"
     )
     parser.add_argument(
         "-s",
         "--size",
-        type=_size,
+        type=integer(0, 1 << 30),
         default=32,
         metavar="BYTES",
         help="echo, pipeline: message payload size (default: %(default)s)",
@@ -942,14 +903,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stop.add_argument(
         "-d",
         "--duration",
-        type=_positive_float,
+        type=number(),
         metavar="S",
         help="measure for S seconds after the warm-up (default: 5)",
     )
     stop.add_argument(
         "-n",
         "--count",
-        type=_positive_int,
+        type=integer(1),
         metavar="N",
         help="stop after exactly N messages received in all (spread evenly over the connections)",
     )
@@ -963,11 +924,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--depth",
-        type=_positive_int,
+        type=integer(1),
         metavar="D",
         help="pipeline: messages in flight per connection (default: 16); feed: triggers in flight (default: 1)",
     )
-    parser.add_argument("--rate", type=_positive_float, metavar="R", help="at most R messages/s per connection")
+    parser.add_argument("--rate", type=number(), metavar="R", help="at most R messages/s per connection")
     parser.add_argument("--text", action="store_true", help="send text messages (default: binary)")
     parser.add_argument(
         "--timestamped",
@@ -981,24 +942,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and again each --trigger-every messages it receives",
     )
     parser.add_argument(
-        "--trigger-every", type=_positive_int, default=1, metavar="N", help="feed: see --trigger (default: 1)"
+        "--trigger-every", type=integer(1), default=1, metavar="N", help="feed: see --trigger (default: 1)"
     )
     parser.add_argument(
         "--warmup",
-        type=_non_negative_float,
+        type=number(allow_zero=True),
         default=0.0,
         metavar="S",
         help="with --duration: run S seconds before measuring (default: 0)",
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=number(),
         default=10.0,
         metavar="S",
         help="connect and handshake timeout; with --count, give up after S s without a message (default: 10)",
     )
     parser.add_argument(
-        "--server-pid", type=_positive_int, metavar="PID", help="also report this process' CPU time (Linux /proc)"
+        "--server-pid", type=integer(1), metavar="PID", help="also report this process' CPU time (Linux /proc)"
     )
     parser.add_argument("--insecure", action="store_true", help="wss: do not verify the server's certificate")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

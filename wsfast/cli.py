@@ -46,6 +46,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from . import bench, kernels
+from ._argtypes import integer, number, port
 from ._version import __version__
 from .frames import CloseCode
 from .loop import TimerHandle
@@ -213,38 +214,8 @@ class DemoHandler(Handler):
 # --- arguments -------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not > 0")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def _feed_size(text: str) -> int:
-    value = _positive_int(text)
+    value = integer(1)(text)
     if value < FEED_HEADER.size:
         raise argparse.ArgumentTypeError(f"{value} is too small: a feed message has at least {FEED_HEADER.size} bytes")
     return value
@@ -286,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
     serve_parser.add_argument(
-        "--port", type=_port, default=8765, help="the port to listen on; 0 picks a free one (default: %(default)s)"
+        "--port", type=port, default=8765, help="the port to listen on; 0 picks a free one (default: %(default)s)"
     )
     serve_parser.add_argument(
         "--mode",
@@ -294,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve only the echo, or only the feed on /feed (default: both)",
     )
     serve_parser.add_argument(
-        "--rate", type=_rate, default=20.0, metavar="R", help="feed messages per second (default: %(default)g)"
+        "--rate", type=number(), default=20.0, metavar="R", help="feed messages per second (default: %(default)g)"
     )
     serve_parser.add_argument(
         "--size",
@@ -315,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--tls-key", metavar="PEM", help="private key (PEM), if not in --tls-cert's file")
     serve_parser.add_argument(
         "--max-message-size",
-        type=_positive_int,
+        type=integer(1),
         default=DEFAULT_MAX_MESSAGE_SIZE,
         metavar="BYTES",
         help="close (1009) clients sending larger messages (default: %(default)s)",
@@ -337,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=integer(1),
         default=1,
         metavar="N",
         help="serve from N processes sharing the port (SO_REUSEPORT); each has its own clients and its own feed",
