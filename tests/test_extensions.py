@@ -235,28 +235,34 @@ def test_a_stored_block_decodes() -> None:
     assert receiver.decompress(bytes.fromhex("00 05 00 fa ff 48 65 6c 6c 6f 00"), final=True) == b"Hello"
 
 
-def test_a_block_with_bfinal_set_does_not_end_the_connection_stream() -> None:
+@pytest.mark.parametrize("max_size", [None, 1000])
+def test_a_block_with_bfinal_set_does_not_end_the_connection_stream(max_size: int | None) -> None:
     """§7.2.3.4: a sender may flush with BFINAL=1; the messages after it still decode."""
     _, receiver = codecs()
-    assert receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00 00"), final=True) == b"Hello"
-    assert receiver.decompress(bytes.fromhex("f2 48 cd c9 c9 07 00"), final=True) == b"Hello"
-    assert receiver.decompress(bytes.fromhex("f2 48 cd c9 c9 07 00"), final=True) == b"Hello"
+    assert receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00 00"), final=True, max_size=max_size) == b"Hello"
+    assert receiver.decompress(bytes.fromhex("f2 48 cd c9 c9 07 00"), final=True, max_size=max_size) == b"Hello"
+    assert receiver.decompress(bytes.fromhex("f2 48 cd c9 c9 07 00"), final=True, max_size=max_size) == b"Hello"
 
 
-def test_blocks_after_a_bfinal_block_belong_to_the_same_message() -> None:
+@pytest.mark.parametrize("max_size", [None, 1000])
+def test_blocks_after_a_bfinal_block_belong_to_the_same_message(max_size: int | None) -> None:
     _, receiver = codecs()
     world = zlib.compressobj(wbits=-15)
     rest = world.compress(b", world") + world.flush(zlib.Z_SYNC_FLUSH)
-    assert receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00") + rest[:-4], final=True) == b"Hello, world"
+    assert (
+        receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00") + rest[:-4], final=True, max_size=max_size)
+        == b"Hello, world"
+    )
 
 
-def test_a_back_reference_across_a_bfinal_block_fails_loudly() -> None:
+@pytest.mark.parametrize("max_size", [None, 1000])
+def test_a_back_reference_across_a_bfinal_block_fails_loudly(max_size: int | None) -> None:
     """The inflater after a BFINAL block starts empty: never a wrong message, at worst a failed one."""
     _, receiver = codecs()
     sequel = zlib.compressobj(wbits=-15, zdict=b"Hello")
     rest = sequel.compress(b"Hello") + sequel.flush(zlib.Z_SYNC_FLUSH)
     with pytest.raises(ProtocolError) as failure:
-        receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00") + rest[:-4], final=True)
+        receiver.decompress(bytes.fromhex("f3 48 cd c9 c9 07 00") + rest[:-4], final=True, max_size=max_size)
     assert failure.value.code == 1007
 
 

@@ -419,8 +419,11 @@ class PerMessageDeflateCodec:
         """
         try:
             if final and len(data) <= _JOIN_TAIL_LIMIT:
-                # One zlib call instead of two: the copy is cheaper than the call.
-                output = self._inflate(bytes(data) + _EMPTY_BLOCK_TAIL, max_size)
+                data = bytes(data) + _EMPTY_BLOCK_TAIL  # one zlib call instead of two
+                if not self._message_size and max_size is not None:
+                    output = self._inflate_whole(data, max_size)
+                else:
+                    output = self._inflate(data, max_size)
             else:
                 output = self._inflate(data, max_size)
                 if final:
@@ -454,6 +457,23 @@ class PerMessageDeflateCodec:
         """Drop a failed incoming message: zlib's place in it is meaningless now."""
         self._decompressor = None
         self._message_size = 0
+
+    def _inflate_whole(self, data: bytes, max_size: int) -> bytes:
+        """:meth:`_inflate` for a whole message in one buffer, in one zlib call."""
+        decompressor = self._decompressor
+        if decompressor is None:
+            decompressor = zlib.decompressobj(-self.remote_max_window_bits)
+        output = decompressor.decompress(data, max_size + 1)
+        if len(output) > max_size:
+            raise PayloadTooBig(f"compressed message decompresses to more than {max_size} bytes")
+        self._message_size = len(output)
+        self._decompressor = decompressor
+        if decompressor.eof:
+            # A BFINAL block inside the message (rare): what follows starts a
+            # new zlib stream, as in _inflate.
+            self._decompressor = None
+            output += self._inflate(decompressor.unused_data, max_size)
+        return output
 
     def _inflate(self, data: BytesLike, max_size: int | None) -> bytes:
         """Decompress ``data`` into the current message, within ``max_size``."""
