@@ -708,6 +708,8 @@ class _Generator:
                     got = 0
                     if feed:
                         budget = count - received if counting else -1
+                        if budget == 0:
+                            continue  # the count was reached by another connection of this batch
                         for frame in frames:
                             opcode = frame.opcode
                             if opcode > 2:
