@@ -318,21 +318,24 @@ class Stream:
 
     # --- writing ---------------------------------------------------------------
 
-    def write(self, buffers: list[Any], *, droppable: bool = False) -> None:
+    def write(self, buffers: list[Any], *, size: int = -1, droppable: bool = False) -> None:
         """Queue one frame (a list of buffers); it is written at the end of the
         loop iteration, with every other frame queued by then, in one call.
 
         Args:
             buffers: bytes-like objects, written in order and never copied
                 until then; the caller must not modify them meanwhile.
+            size: the total size of ``buffers`` in bytes, when the caller
+                knows it (else it is computed).
             droppable: whether :meth:`drop_unsent` may discard the frame
                 (a published feed message, say) while it is unsent.
         """
         if self.closed or self._close_after_flush:
             return
-        size = 0
-        for buffer in buffers:
-            size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+        if size < 0:
+            size = 0
+            for buffer in buffers:
+                size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
         self.frames.append((buffers, size, droppable))
         self.queued += size
         # While EVENT_WRITE is watched the socket is full: the loop flushes.

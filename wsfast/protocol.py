@@ -151,7 +151,9 @@ class Connection:
         self._http_parser: RequestParser | ResponseParser | None = None
         self._deflate: PerMessageDeflateCodec | None = None
         self._output: list[Any] = []
-        self._buffered = 0
+        #: Bytes queued by sends and not yet taken by :meth:`data_to_send`
+        #: (read it, do not set it).
+        self.buffered_amount = 0
         # The message being received: its opcode (0 when none), fragments,
         # size, whether it is compressed, and a UTF-8 validator for text.
         self._message_opcode = 0
@@ -181,11 +183,6 @@ class Connection:
                 self._queue(handshake.request().serialize())
 
     # --- properties --------------------------------------------------------
-
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes queued by sends and not yet taken by :meth:`data_to_send`."""
-        return self._buffered
 
     @property
     def close_code(self) -> int | None:
@@ -462,7 +459,7 @@ class Connection:
         very object passed to a send method: do not modify it until written.
         """
         output, self._output = self._output, []
-        self._buffered = 0
+        self.buffered_amount = 0
         return output
 
     def send_text(self, text: str, *, fin: bool = True) -> None:
@@ -598,4 +595,4 @@ class Connection:
 
     def _queue(self, data: Any) -> None:
         self._output.append(data)
-        self._buffered += len(data) if type(data) is bytes else memoryview(data).nbytes
+        self.buffered_amount += len(data) if type(data) is bytes else memoryview(data).nbytes

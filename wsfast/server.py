@@ -112,19 +112,23 @@ class ServerConnection:
         Raises:
             ConnectionClosed: the connection is not OPEN.
         """
-        self.server._admit(self)
         protocol = self.protocol
+        stream = self.stream
+        if stream.queued + protocol.buffered_amount > self.server.write_limit:
+            self.server._admit(self)
         if protocol.can_send_prebuilt():
             # The common case, framed here without the sans-IO send path;
             # what the protocol queued before (a pong) goes out first.
             if protocol.buffered_amount:
-                self.stream.write(protocol.data_to_send())
+                stream.write(protocol.data_to_send())
             if type(message) is str:
                 payload: Any = message.encode("utf-8")
-                self.stream.write([frame_header(_TEXT, len(payload)), payload])
+                opcode = _TEXT
             else:
                 payload = _byte_buffer(message)
-                self.stream.write([frame_header(_BINARY, len(payload)), payload])
+                opcode = _BINARY
+            header = frame_header(opcode, len(payload))
+            stream.write([header, payload], size=len(header) + len(payload))
             return
         if type(message) is str:
             protocol.send_text(message)
@@ -187,10 +191,10 @@ class ServerConnection:
         self.server._forget(self)
 
     def _flush_protocol(self) -> None:
-        output = self.protocol.data_to_send()
-        if output:
-            self.stream.write(output)
-        if self.protocol.should_close_transport:
+        protocol = self.protocol
+        if protocol.buffered_amount:
+            self.stream.write(protocol.data_to_send())
+        if protocol.should_close_transport:
             self.stream.close_after_flush()
 
     def _dispatch(self, events: list[Event]) -> None:
