@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
-__all__ = ["UPGRADE", "AiohttpProtocol", "PicowsTransport"]
+__all__ = ["UPGRADE", "AiohttpProtocol", "PicowsTransport", "open_picows_server"]
 
 #: The handshake request that puts a picows server protocol in the OPEN state.
 UPGRADE = (
@@ -52,3 +53,29 @@ class PicowsTransport:
 
     def close(self) -> None:
         pass
+
+
+def open_picows_server(sock: socket.socket, listener: Any) -> Any:
+    """A picows server ``WSProtocol`` past its handshake, feeding frames to ``listener``.
+
+    Call it inside a running event loop (picows' constructor wants one).
+    """
+    from picows import picows
+
+    proto = picows.WSProtocol(
+        None, None, False, lambda request: listener, logging.getLogger("wsfast.bench.picows"),
+        True,  # disconnect_on_exception
+        None,  # websocket_handshake_timeout
+        False, 10, 10, picows.WSAutoPingStrategy.PING_WHEN_IDLE,  # no auto ping
+        True,  # enable_auto_pong
+        64 * 1024 * 1024,  # max_frame_size
+        None,  # extra_headers
+        256 * 1024,  # read_buffer_init_size: a 64 KiB read fits in one get_buffer()
+    )  # fmt: skip
+    transport = PicowsTransport(sock)
+    proto.connection_made(transport)
+    buffer = proto.get_buffer(-1)  # the upgrade request: picows is then OPEN
+    buffer[: len(UPGRADE)] = UPGRADE
+    proto.buffer_updated(len(UPGRADE))
+    assert transport.written and transport.written[0].startswith(b"HTTP/1.1 101"), transport.written
+    return proto

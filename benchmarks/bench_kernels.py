@@ -21,9 +21,8 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-from _peers import UPGRADE as _UPGRADE
 from _peers import AiohttpProtocol as _AiohttpProtocol
-from _peers import PicowsTransport as _PicowsTransport
+from _peers import open_picows_server
 
 import wsfast
 from wsfast.kernels import _py
@@ -344,8 +343,7 @@ def _drivers(name: str, reads: tuple[bytes, ...], peer: Any, request: Any) -> tu
     if name == "picows":
         picows = peer("picows.picows")
         loop, sock = request.getfixturevalue("picows_env")
-        logger = logging.getLogger("wsfast.bench.picows")
-        logger.setLevel(logging.WARNING)
+        logging.getLogger("wsfast.bench.picows").setLevel(logging.WARNING)
 
         class Sink(picows.WSListener):  # what a picows user writes: keep each payload as bytes
             def __init__(self) -> None:
@@ -357,22 +355,7 @@ def _drivers(name: str, reads: tuple[bytes, ...], peer: Any, request: Any) -> tu
 
         async def open_protocol() -> Any:
             sink = Sink()
-            proto = picows.WSProtocol(
-                None, None, False, lambda request: sink, logger,
-                True,  # disconnect_on_exception
-                None,  # websocket_handshake_timeout
-                False, 10, 10, picows.WSAutoPingStrategy.PING_WHEN_IDLE,  # no auto ping
-                True,  # enable_auto_pong
-                64 * MiB,  # max_frame_size
-                None,  # extra_headers
-                256 * KiB,  # read_buffer_init_size: a 64 KiB read fits in one get_buffer()
-            )  # fmt: skip
-            transport = _PicowsTransport(sock)
-            proto.connection_made(transport)
-            buffer = proto.get_buffer(-1)  # the upgrade request: picows is then OPEN
-            buffer[: len(_UPGRADE)] = _UPGRADE
-            proto.buffer_updated(len(_UPGRADE))
-            assert transport.written and transport.written[0].startswith(b"HTTP/1.1 101"), transport.written
+            proto = open_picows_server(sock, sink)
             return proto, sink
 
         def make() -> Any:

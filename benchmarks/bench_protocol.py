@@ -72,7 +72,7 @@ from typing import Any
 import pytest
 from _peers import UPGRADE as _UPGRADE
 from _peers import AiohttpProtocol as _AiohttpProtocol
-from _peers import PicowsTransport as _PicowsTransport
+from _peers import open_picows_server
 from bench_kernels import READ_SIZE, WSFAST_VERSION, KiB, MiB, setup_bench, size_id
 
 import wsfast
@@ -391,8 +391,7 @@ def _peer_driver(name: str, case: Case, reads: tuple[bytes, ...], peer: Any, req
         if case.deflate:
             pytest.skip("picows has no permessage-deflate support")
         loop, sock = request.getfixturevalue("picows_env")
-        logger = logging.getLogger("wsfast.bench.picows")
-        logger.setLevel(logging.WARNING)
+        logging.getLogger("wsfast.bench.picows").setLevel(logging.WARNING)
         text = case.text
 
         class Sink(picows.WSListener):  # what a picows user writes: keep each message
@@ -405,22 +404,7 @@ def _peer_driver(name: str, case: Case, reads: tuple[bytes, ...], peer: Any, req
 
         async def open_protocol() -> Any:
             sink = Sink()
-            proto = picows.WSProtocol(
-                None, None, False, lambda request: sink, logger,
-                True,  # disconnect_on_exception
-                None,  # websocket_handshake_timeout
-                False, 10, 10, picows.WSAutoPingStrategy.PING_WHEN_IDLE,  # no auto ping
-                True,  # enable_auto_pong
-                64 * MiB,  # max_frame_size
-                None,  # extra_headers
-                256 * KiB,  # read_buffer_init_size: a 64 KiB read fits in one get_buffer()
-            )  # fmt: skip
-            transport = _PicowsTransport(sock)
-            proto.connection_made(transport)
-            buffer = proto.get_buffer(-1)  # the upgrade request: picows is then OPEN
-            buffer[: len(_UPGRADE)] = _UPGRADE
-            proto.buffer_updated(len(_UPGRADE))
-            assert transport.written and transport.written[0].startswith(b"HTTP/1.1 101"), transport.written
+            proto = open_picows_server(sock, sink)
             return proto, sink
 
         def make() -> tuple[Any, ...]:
