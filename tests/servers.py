@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 import queue
 import ssl
 import time
@@ -26,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.timeouts import TIMEOUT
 from wsfast.cli import build_parser, create_server
 from wsfast.server import Handler, Server, ServerConnection
 
 __all__ = [
-    "TIMEOUT",
     "Recorder",
     "TLS",
     "in_loop",
@@ -41,8 +40,6 @@ __all__ = [
     "wait_until",
 ]
 
-#: The bound on any single wait in the server tests, in seconds.
-TIMEOUT = 5.0 * float(os.environ.get("WSFAST_TEST_TIMEOUT_FACTOR", "1"))
 
 
 class Recorder(Handler):

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.timeouts import TIMEOUT
 from wsfast import bench
 from wsfast.server import Handler, Server, ServerConnection
-
-TIMEOUT = 10.0 * float(os.environ.get("WSFAST_TEST_TIMEOUT_FACTOR", "1"))
 
 
 class BenchHandler(Handler):

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.servers import serving
+from tests.timeouts import TIMEOUT
 from wsfast.cli import FEED_HEADER, Feed, build_parser, feed_message, main
 from wsfast.handshake import Headers, Request
 from wsfast.page import WORKER_HEADER, http_handler, index_html
@@ -34,8 +35,6 @@ websockets_sync = pytest.importorskip("websockets.sync.client")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-#: Seconds to wait for anything; WSFAST_TEST_TIMEOUT_FACTOR scales it on slow machines.
-TIMEOUT = 10.0 * float(os.environ.get("WSFAST_TEST_TIMEOUT_FACTOR", "1"))
 
 
 def free_port() -> int:

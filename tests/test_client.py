@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import wsfast
-from tests.servers import TIMEOUT
+from tests.timeouts import TIMEOUT
 from wsfast.handshake import Request
 from wsfast.server import Handler, Server, ServerConnection
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from tests.servers import serving
+from tests.timeouts import TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts"
-TIMEOUT = 10.0 * float(os.environ.get("WSFAST_TEST_TIMEOUT_FACTOR", "1"))
 CHROMIUM = os.environ.get("WSFAST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -27,7 +27,8 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websockets_connect
 
 import wsfast
-from tests.servers import TIMEOUT, TLS, Recorder, in_loop, make_tls, running_server, url, wait_until
+from tests.servers import TLS, Recorder, in_loop, make_tls, running_server, url, wait_until
+from tests.timeouts import TIMEOUT
 from wsfast.extensions import PerMessageDeflate
 from wsfast.server import Handler, Server, ServerConnection
 

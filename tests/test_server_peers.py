@@ -30,7 +30,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import TIMEOUT, TLS, Recorder, make_tls, running_server, url
+from tests.servers import TLS, Recorder, make_tls, running_server, url
+from tests.timeouts import TIMEOUT
 from wsfast.server import ServerConnection
 
 PEERS_DIR = Path(__file__).parent / "peers"

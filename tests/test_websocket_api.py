@@ -24,7 +24,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -35,7 +34,6 @@ from typing import Any
 import pytest
 
 import wsfast
-from tests.servers import TIMEOUT
 from tests.test_client import (
     EVIL_ORIGIN,
     SERVER_KINDS,
@@ -51,6 +49,7 @@ from tests.test_client import (
     silent_server,
     unique,
 )
+from tests.timeouts import TIMEOUT
 from wsfast import CloseEvent, ErrorEvent, MessageEvent, Reconnect, ReconnectEvent, WebSocket
 from wsfast.loop import Loop
 
@@ -58,7 +57,7 @@ CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 #: How long to wait for what must follow at once on 127.0.0.1 (a close after
 #: an error, a TLS handshake): shorter than TIMEOUT, so that a regression
 #: fails fast.
-SOON = 1.0 * float(os.environ.get("WSFAST_TEST_TIMEOUT_FACTOR", "1"))
+SOON = TIMEOUT / 10
 
 # wsfast's server runs in a child process here, as the other two servers do:
 # this process holds the client's loop alone. (A server and a client in one

@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from tests.timeouts import TIMEOUT
 from wsfast.adapters._patch import original_of
 
 REQUIRED = bool(os.environ.get("CI") or os.environ.get("WSFAST_REQUIRE_PEERS"))
 REPO = Path(__file__).resolve().parents[2]
-# Test timeouts scale on slow machines (as websockets' WEBSOCKETS_TESTS_TIMEOUT_FACTOR).
-TIMEOUT = 10.0 * float(os.environ.get("WSFAST_TESTS_TIMEOUT_FACTOR", "1"))
 
 #: Every tail of an 8-, 16- and 32-byte loop, the 7/16-bit length boundaries, and 64 KiB.
 EDGE_SIZES = (*range(18), 31, 32, 33, 125, 126, 127, 65535, 65536)
