@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.timeouts import TIMEOUT
-from wsfast.cli import build_parser, create_server
+from wsfast.cli import build_parser
+from wsfast.cli.serve import create_server
 from wsfast.server import Handler, Server, ServerConnection
 
 __all__ = [

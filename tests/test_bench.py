@@ -8,13 +8,15 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.timeouts import TIMEOUT
-from wsfast import bench
+from wsfast.bench import main as run_bench
+from wsfast.bench.stats import cpu_busy_seconds, percentiles, process_cpu_seconds
 from wsfast.server import Handler, Server, ServerConnection
 
 
@@ -28,7 +30,7 @@ class BenchHandler(Handler):
         if type(message) is str and message.startswith("burst "):
             assert self.server is not None
             for _ in range(int(message[6:])):
-                self.server.broadcast(bench.time.time_ns().to_bytes(8, "big") + bytes(56))
+                self.server.broadcast(time.time_ns().to_bytes(8, "big") + bytes(56))
         elif ws.request is not None and ws.request.path == "/close":
             ws.close(1011, "asked to")
         else:
@@ -54,7 +56,7 @@ def url(srv: Server) -> str:
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    status = bench.main([*args, "--json", "--quiet", "--timeout", str(TIMEOUT)])
+    status = run_bench([*args, "--json", "--quiet", "--timeout", str(TIMEOUT)])
     out = capsys.readouterr().out
     return status, json.loads(out)
 
@@ -127,7 +129,7 @@ def test_server_pid_reports_server_cpu(server: Server, capsys: pytest.CaptureFix
 
 
 def test_human_output_and_progress(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
-    status = bench.main([url(server), "--duration", "1.2", "-c", "2"])
+    status = run_bench([url(server), "--duration", "1.2", "-c", "2"])
     captured = capsys.readouterr()
     assert status == 0
     assert "messages/s" in captured.out and "p99 ms" in captured.out and "gen CPU" in captured.out
@@ -141,7 +143,7 @@ def test_connection_refused_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert bench.main([f"ws://127.0.0.1:{port}/", "--count", "1", "--quiet"]) == 1
+    assert run_bench([f"ws://127.0.0.1:{port}/", "--count", "1", "--quiet"]) == 1
     assert "could be opened" in capsys.readouterr().err
 
 
@@ -160,7 +162,7 @@ def test_not_a_websocket_server_exits_1(capsys: pytest.CaptureFixture[str]) -> N
     thread.start()
     try:
         port = listener.getsockname()[1]
-        assert bench.main([f"ws://127.0.0.1:{port}/", "--count", "1", "-c", "1", "--quiet"]) == 1
+        assert run_bench([f"ws://127.0.0.1:{port}/", "--count", "1", "-c", "1", "--quiet"]) == 1
     finally:
         thread.join(TIMEOUT)
         listener.close()
@@ -194,7 +196,7 @@ def test_server_closing_is_an_error(server: Server, capsys: pytest.CaptureFixtur
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        bench.main(argv)
+        run_bench(argv)
     assert info.value.code == 2
 
 
@@ -203,18 +205,18 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
 
 def test_percentiles_nearest_rank() -> None:
     samples = array.array("q", range(1, 101))
-    result = bench.percentiles(samples, 1.0)
+    result = percentiles(samples, 1.0)
     assert result["p50"] == 50 and result["p90"] == 90 and result["p99"] == 99 and result["max"] == 100
     assert result["mean"] == 50.5
-    assert bench.percentiles(array.array("q"), 1.0) == {}
+    assert percentiles(array.array("q"), 1.0) == {}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_process_cpu_seconds() -> None:
-    before = bench.process_cpu_seconds(os.getpid())
+    before = process_cpu_seconds(os.getpid())
     sum(i * i for i in range(200_000))
-    assert bench.process_cpu_seconds(os.getpid()) > before
-    busy = bench.cpu_busy_seconds()
+    assert process_cpu_seconds(os.getpid()) > before
+    busy = cpu_busy_seconds()
     assert busy is not None and len(busy) == os.cpu_count()
 
 

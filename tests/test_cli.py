@@ -27,7 +27,8 @@ import pytest
 
 from tests.servers import serving
 from tests.timeouts import TIMEOUT
-from wsfast.cli import FEED_HEADER, Feed, build_parser, feed_message, main
+from wsfast.cli import build_parser, main
+from wsfast.cli.demo import FEED_HEADER, Feed, feed_message
 from wsfast.handshake import Headers, Request
 from wsfast.page import WORKER_HEADER, http_handler, index_html
 

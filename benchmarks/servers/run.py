@@ -407,7 +407,7 @@ def machine_busy(interval: float = 0.5) -> float:
     """CPUs busy on the whole machine over ``interval`` seconds (0.0 to the CPU count)."""
     sys.path.insert(0, str(ROOT))
     try:
-        from wsfast.bench import cpu_busy_seconds
+        from wsfast.bench.stats import cpu_busy_seconds
     finally:
         sys.path.remove(str(ROOT))
     before = cpu_busy_seconds()

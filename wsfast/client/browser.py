@@ -1,285 +1,29 @@
-"""Clients: a blocking one (:func:`connect`) and the browser's API (:class:`WebSocket`).
-
-Both drive the sans-IO :class:`~wsfast.Connection` with the Cython kernels
-underneath. :func:`connect` uses a plain blocking socket in the caller's
-thread; :class:`WebSocket` runs on a selector :class:`~wsfast.loop.Loop`
-(its own thread, or one the caller runs) and adds what the browser lacks:
-automatic reconnection with backoff and a heartbeat.
-"""
+"""The browser's ``WebSocket`` in Python, on a selector loop, with reconnection and a heartbeat."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import errno
 import functools
 import logging
-import random
 import socket
 import ssl as ssl_module
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .events import Closed, Event, HandshakeFailed, Opened
-from .exceptions import ConnectionClosed
-from .extensions import PerMessageDeflate
-from .frames import CloseCode
-from .handshake import ClientHandshake, Response
-from .loop import Loop, Stream, TimerHandle
-from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State
+from ..events import Closed, Event, HandshakeFailed, Opened
+from ..exceptions import ConnectionClosed
+from ..extensions import PerMessageDeflate
+from ..frames import CloseCode
+from ..loop import Loop, Stream, TimerHandle
+from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, State
+from .opening import client_protocol, tls_context
+from .reconnect import Reconnect, ReconnectEvent
 
-__all__ = [
-    "ClientConnection",
-    "CloseEvent",
-    "ErrorEvent",
-    "MessageEvent",
-    "Reconnect",
-    "ReconnectEvent",
-    "WebSocket",
-    "connect",
-]
+__all__ = ["CloseEvent", "ErrorEvent", "MessageEvent", "WebSocket"]
 
 logger = logging.getLogger("wsfast.client")
-
-
-def _client_protocol(
-    url: str,
-    *,
-    origin: str | None,
-    subprotocols: Sequence[str],
-    extra_headers: Iterable[tuple[str, str]],
-    compression: PerMessageDeflate | bool,
-    max_message_size: int,
-) -> tuple[Connection, ClientHandshake]:
-    if compression is True:
-        compression = PerMessageDeflate()
-    handshake = ClientHandshake(
-        url,
-        origin=origin,
-        subprotocols=subprotocols,
-        extensions=[compression] if compression else [],
-        extra_headers=extra_headers,
-    )
-    return Connection(Role.CLIENT, handshake=handshake, max_message_size=max_message_size), handshake
-
-
-def _tls_context(ssl: ssl_module.SSLContext | None, secure: bool) -> ssl_module.SSLContext | None:
-    if not secure:
-        if ssl is not None:
-            raise ValueError("an ssl context was given for a ws:// URL: use wss://")
-        return None
-    return ssl if ssl is not None else ssl_module.create_default_context()
-
-
-# --- the blocking client ----------------------------------------------------------
-
-
-class ClientConnection:
-    """A blocking WebSocket client connection; create it with :func:`connect`.
-
-    Not thread-safe: use it from one thread (or guard it yourself).
-    """
-
-    def __init__(self, sock: socket.socket, protocol: Connection, *, close_timeout: float) -> None:
-        self.sock = sock
-        self.protocol = protocol
-        self.close_timeout = close_timeout
-        self.response: Response | None = None
-        self._messages: collections.deque[str | bytes] = collections.deque()
-        self._closed_event: Closed | None = None
-
-    # --- opening -------------------------------------------------------------
-
-    def _handshake(self, deadline: float) -> None:
-        self._flush()
-        while self.protocol.state is State.CONNECTING:
-            for event in self._receive(max(0.0, deadline - time.monotonic()), "the opening handshake"):
-                if isinstance(event, HandshakeFailed):
-                    raise event.error
-                if isinstance(event, Opened):
-                    self.response = event.response
-
-    # --- the API ---------------------------------------------------------------
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The negotiated subprotocol, or ``None``."""
-        return self.protocol.subprotocol
-
-    @property
-    def state(self) -> State:
-        return self.protocol.state
-
-    def send(self, message: str | Any) -> None:
-        """Send a text (``str``) or binary (any bytes-like) message.
-
-        Raises:
-            ConnectionClosed: the connection is closing or closed.
-        """
-        if type(message) is str:
-            self.protocol.send_text(message)
-        else:
-            self.protocol.send_binary(message)
-        self._flush()
-
-    def recv(self, timeout: float | None = None) -> str | bytes:
-        """Return the next message: ``str`` for text, ``bytes`` for binary.
-
-        Args:
-            timeout: seconds to wait; ``None`` waits as long as it takes.
-
-        Raises:
-            TimeoutError: no message within ``timeout``.
-            ConnectionClosed: the connection closed (``code`` and ``reason``
-                tell how); messages received before the close come first.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._messages:
-            if self._closed_event is not None:
-                raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            self._receive(remaining, "a message")
-        return self._messages.popleft()
-
-    def __iter__(self) -> Iterator[str | bytes]:
-        """Iterate over messages until the connection closes normally."""
-        while True:
-            try:
-                yield self.recv()
-            except ConnectionClosed as exc:
-                if exc.code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD):
-                    return
-                raise
-
-    def ping(self, payload: bytes = b"") -> None:
-        """Send a ping; the pong is handled by the protocol."""
-        self.protocol.send_ping(payload)
-        self._flush()
-
-    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Perform the closing handshake (bounded by ``close_timeout``) and close the socket."""
-        deadline = time.monotonic() + self.close_timeout
-        try:
-            if self.protocol.state is State.OPEN:
-                self.protocol.close(code, reason)
-                self._flush()
-            # Wait for the server's close frame, then for it to close TCP first.
-            while self._closed_event is None or not self.protocol.should_close_transport:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._receive(remaining, "the closing handshake")
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            self.sock.close()
-
-    def __enter__(self) -> ClientConnection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # --- I/O -------------------------------------------------------------------
-
-    def _receive(self, timeout: float | None, waiting_for: str) -> list[Event]:
-        """Read once (waiting at most ``timeout``) and process the events."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(262144)
-        except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
-            raise TimeoutError(f"timed out waiting for {waiting_for}") from None
-        except OSError:
-            data = b""
-        events = self.protocol.receive_data(data) if data else self.protocol.receive_eof()
-        for event in events:
-            kind = type(event)
-            if kind is str or kind is bytes:
-                self._messages.append(event)  # type: ignore[arg-type]
-            elif kind is Closed:
-                self._closed_event = event  # type: ignore[assignment]
-        self._flush()
-        return events
-
-    def _flush(self) -> None:
-        output = self.protocol.data_to_send()
-        if not output:
-            return
-        self.sock.settimeout(self.close_timeout)
-        try:
-            if isinstance(self.sock, ssl_module.SSLSocket):
-                self.sock.sendall(b"".join(output))
-            else:
-                for buffer in output:
-                    self.sock.sendall(buffer)
-        except OSError as exc:
-            if self.protocol.state is State.OPEN:
-                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, str(exc)) from exc
-
-
-def connect(
-    url: str,
-    *,
-    subprotocols: Sequence[str] = (),
-    origin: str | None = None,
-    extra_headers: Iterable[tuple[str, str]] = (),
-    compression: PerMessageDeflate | bool = False,
-    ssl: ssl_module.SSLContext | None = None,
-    open_timeout: float = 10.0,
-    close_timeout: float = 5.0,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-) -> ClientConnection:
-    """Open a WebSocket connection and return a blocking client.
-
-    ::
-
-        with wsfast.connect("ws://127.0.0.1:8765/") as ws:
-            ws.send("hello")
-            print(ws.recv(timeout=5))
-
-    Args:
-        url: ``ws://`` or ``wss://`` URL.
-        subprotocols: subprotocols to offer, in order of preference.
-        origin: the ``Origin`` header to send.
-        extra_headers: more request headers (authentication, cookies, ...).
-        compression: True or a :class:`PerMessageDeflate` to offer compression.
-        ssl: the client ``SSLContext`` for ``wss://`` (default: the system's
-            trusted CAs, with hostname checking).
-        open_timeout: bound on the TCP connection plus the handshake.
-        close_timeout: bound on the closing handshake (and on each write).
-        max_message_size: the largest message accepted (1009 beyond).
-
-    Raises:
-        InvalidHandshake: the server refused (``status``, ``reason``).
-        TimeoutError: the connection or the handshake took too long.
-        OSError: the TCP (or TLS) connection failed.
-    """
-    protocol, handshake = _client_protocol(
-        url,
-        origin=origin,
-        subprotocols=subprotocols,
-        extra_headers=extra_headers,
-        compression=compression,
-        max_message_size=max_message_size,
-    )
-    context = _tls_context(ssl, handshake.secure)
-    deadline = time.monotonic() + open_timeout
-    sock = socket.create_connection((handshake.host, handshake.port), timeout=open_timeout)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if context is not None:
-            sock = context.wrap_socket(sock, server_hostname=handshake.host)
-        client = ClientConnection(sock, protocol, close_timeout=close_timeout)
-        client._handshake(deadline)
-    except BaseException:
-        sock.close()
-        raise
-    return client
-
-
-# --- the browser's API ----------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,45 +47,6 @@ class ErrorEvent:
     """What ``onerror`` receives: the exception behind the failure."""
 
     error: BaseException
-
-
-@dataclasses.dataclass(frozen=True)
-class ReconnectEvent:
-    """What ``onreconnect`` receives before each reconnection attempt."""
-
-    attempt: int
-    delay: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Reconnect:
-    """Reconnection policy: exponential backoff with jitter, bounded attempts.
-
-    The n-th attempt (from 1) waits ``min(maximum, initial * factor**(n-1))``
-    seconds, scaled by a random factor in ``[1 - jitter, 1]`` so that many
-    clients do not reconnect in lockstep. A connection that stayed open for
-    ``reset_after`` seconds starts again from the first attempt.
-    """
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.5
-    max_attempts: int | None = None
-    reset_after: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
-            raise ValueError("need 0 < initial <= maximum and factor >= 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be within [0, 1]")
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1 or None")
-
-    def delay(self, attempt: int) -> float:
-        """The wait before attempt number ``attempt`` (1-based)."""
-        base = min(self.maximum, self.initial * self.factor ** (attempt - 1))
-        return base * (1 - self.jitter * random.random())
 
 
 _loop_lock = threading.Lock()
@@ -451,7 +156,7 @@ class WebSocket:
         self._ping_sent_at: float | None = None
         self._pending_sends = 0
         # Validate the URL now, in the caller's thread.
-        _client_protocol(url, **self._options)  # type: ignore[arg-type]
+        client_protocol(url, **self._options)  # type: ignore[arg-type]
         self._loop.call_soon_threadsafe(self._start)
 
     # --- the browser's API ---------------------------------------------------------
@@ -518,10 +223,10 @@ class WebSocket:
             return
         self._ready_state = self.CONNECTING
         self._error_reported = False
-        protocol, handshake = _client_protocol(self.url, **self._options)  # type: ignore[arg-type]
+        protocol, handshake = client_protocol(self.url, **self._options)  # type: ignore[arg-type]
         self._protocol = protocol
         try:
-            context = _tls_context(self._ssl, handshake.secure)
+            context = tls_context(self._ssl, handshake.secure)
             address = socket.getaddrinfo(handshake.host, handshake.port, type=socket.SOCK_STREAM)[0]
             sock = socket.socket(address[0], socket.SOCK_STREAM)
             sock.setblocking(False)

@@ -1,0 +1,7 @@
+"""``python -m wsfast.cli``: the same as ``wsfast``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
