@@ -1,4 +1,4 @@
-"""The public names promised in DESIGN.md exist and are exported."""
+"""The public names promised in docs/DESIGN.md ("Public contract") exist and are exported."""
 
 from __future__ import annotations
 

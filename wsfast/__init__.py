@@ -1,19 +1,19 @@
-"""wsfast: the fastest WebSocket (RFC 6455) engine for Python."""
+"""wsfast: the fastest WebSocket (RFC 6455) engine for Python.
+
+The kernels, the RFC's nouns and the exceptions are imported with the
+package; the protocol, the server, both clients and TLS are imported on
+first use of one of their names (``wsfast.Server``, ``wsfast.connect``...),
+so that ``import wsfast`` stays cheap for a program that only masks or
+validates, and for ``wsfast.accelerate()``.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .accelerate import accelerate, accelerated, deaccelerate
-from .client import (
-    ClientConnection,
-    CloseEvent,
-    ErrorEvent,
-    MessageEvent,
-    Reconnect,
-    ReconnectEvent,
-    WebSocket,
-    connect,
-)
 from .exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -23,9 +23,7 @@ from .exceptions import (
     ProtocolError,
     WsfastError,
 )
-from .extensions import PerMessageDeflate
 from .frames import Close, CloseCode, Opcode
-from .handshake import ClientHandshake, ServerHandshake
 from .kernels import (
     HAS_EXTENSION,
     IMPLEMENTATION,
@@ -39,8 +37,22 @@ from .kernels import (
     parse_header,
     validate_utf8,
 )
-from .protocol import Connection, Role, State
-from .server import Handler, Server, ServerConnection
+
+if TYPE_CHECKING:
+    from .client import (
+        ClientConnection,
+        CloseEvent,
+        ErrorEvent,
+        MessageEvent,
+        Reconnect,
+        ReconnectEvent,
+        WebSocket,
+        connect,
+    )
+    from .extensions import PerMessageDeflate
+    from .handshake import ClientHandshake, ServerHandshake
+    from .protocol import Connection, Role, State
+    from .server import Handler, Server, ServerConnection
 
 __all__ = [
     "HAS_EXTENSION",
@@ -86,3 +98,44 @@ __all__ = [
     "parse_header",
     "validate_utf8",
 ]
+
+# The names imported on first use, and the module each comes from.
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "ClientConnection",
+            "CloseEvent",
+            "ErrorEvent",
+            "MessageEvent",
+            "Reconnect",
+            "ReconnectEvent",
+            "WebSocket",
+            "connect",
+        ],
+        ".client",
+    ),
+    "PerMessageDeflate": ".extensions",
+    "ClientHandshake": ".handshake",
+    "ServerHandshake": ".handshake",
+    "Connection": ".protocol",
+    "Role": ".protocol",
+    "State": ".protocol",
+    "Handler": ".server",
+    "Server": ".server",
+    "ServerConnection": ".server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a heavy layer on first use of one of its names (PEP 562)."""
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'wsfast' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
