@@ -37,6 +37,7 @@ from typing import Any
 from wsfast import kernels
 from wsfast.adapters._patch import Patcher, Site, mark
 from wsfast.adapters._utf8 import DfaValidator
+from wsfast.compat.wsaccel.xormask import XorMaskerNull
 
 __all__ = [
     "SITES",
@@ -84,28 +85,6 @@ class XorMasker:
         out = _mask(data, self._key, self._ptr & 3)
         self._ptr += len(out)
         return out
-
-
-class XorMaskerNull:
-    """The pass-through masker of unmasked frames (counts bytes, changes nothing)."""
-
-    __slots__ = ("_ptr",)
-
-    def __init__(self, mask: Any = None) -> None:
-        self._ptr = 0
-
-    def pointer(self) -> int:
-        """The number of bytes processed since creation or :meth:`reset`."""
-        return self._ptr
-
-    def reset(self) -> None:
-        """Set the byte count back to 0."""
-        self._ptr = 0
-
-    def process(self, data: Any) -> Any:
-        """Return ``data`` itself."""
-        self._ptr += len(data)
-        return data
 
 
 def create_xor_masker(mask: Any, length: int | None = None) -> XorMasker:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import InvalidHandshake, ProtocolError
+from ..frames import Opcode
 from ..handshake import ClientHandshake, ResponseParser
 from ..kernels import FrameParser, build_frame
 from .options import BenchOptions
@@ -28,11 +29,6 @@ __all__ = ["MAX_BATCH", "POOL", "BenchError", "run"]
 POOL = 256
 #: At most this many messages go out in one ``send()``.
 MAX_BATCH = 1024
-_TEXT = 0x1
-_BINARY = 0x2
-_CLOSE = 0x8
-_PING = 0x9
-_PONG = 0xA
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _CLOSE_WAIT = 1.0  # seconds given to the servers to answer our close frames
 
@@ -172,13 +168,13 @@ class _Generator:
         self.open_count = 0
         self.errors = 0
         self.error_samples: list[str] = []
-        opcode = _TEXT if options.text else _BINARY
+        opcode = Opcode.TEXT if options.text else Opcode.BINARY
         payload = (b"wsfast-bench-" * (options.size // 13 + 1))[: options.size]
         if not options.text:
             payload = os.urandom(options.size)
         if options.mode == "feed":
             trigger = (options.trigger or "").encode()
-            self.ring, self.frame_len = _masked_pool(_TEXT, trigger, POOL + 1)
+            self.ring, self.frame_len = _masked_pool(Opcode.TEXT, trigger, POOL + 1)
         else:
             batch = min(options.depth, MAX_BATCH)
             self.ring, self.frame_len = _masked_pool(opcode, payload, POOL + batch)
@@ -222,8 +218,8 @@ class _Generator:
             self.open_count += 1
             self.poller.register(conn.fd)
             for frame in conn.early:
-                if frame.opcode == _PING:
-                    self.write(conn, _control_frame(_PONG, frame.payload))
+                if frame.opcode == Opcode.PING:
+                    self.write(conn, _control_frame(Opcode.PONG, frame.payload))
             conn.early = []
         if not self.conns:
             raise BenchError(f"no connection to {o.url} could be opened: {self.error_samples[0]}")
@@ -330,15 +326,15 @@ class _Generator:
 
     def control(self, conn: _Conn, opcode: int, payload: bytes) -> None:
         """Answer a control frame (or a stray continuation) outside the hot path."""
-        if opcode == _PING:
-            self.write(conn, _control_frame(_PONG, payload))
-        elif opcode == _CLOSE:
+        if opcode == Opcode.PING:
+            self.write(conn, _control_frame(Opcode.PONG, payload))
+        elif opcode == Opcode.CLOSE:
             if conn.closing:
                 self.lost(conn, "closed")
                 return
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             reason = payload[2:].decode("utf-8", "replace")
-            self.write(conn, _control_frame(_CLOSE, payload[:2]))
+            self.write(conn, _control_frame(Opcode.CLOSE, payload[:2]))
             self.lost(conn, f"closed by the server: {code} {reason}".rstrip())
 
     # --- the loop -------------------------------------------------------------------------------
@@ -610,7 +606,7 @@ class _Generator:
         conns = [c for c in self.conns.values() if c.open]
         for conn in conns:
             conn.closing = True
-            self.write(conn, _control_frame(_CLOSE, (1000).to_bytes(2, "big")))
+            self.write(conn, _control_frame(Opcode.CLOSE, (1000).to_bytes(2, "big")))
         deadline = time.monotonic() + _CLOSE_WAIT
         buffer = bytearray(1 << 16)
         while any(c.open for c in conns):
@@ -640,7 +636,7 @@ class _Generator:
                     frames = []
                     self.lost(conn, "closed")
                 for frame in frames:
-                    if frame.opcode == _CLOSE:
+                    if frame.opcode == Opcode.CLOSE:
                         self.lost(conn, "closed")
                         break
         for conn in conns:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import re
 import signal
 import socket
 import ssl
@@ -23,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._argtypes import integer, number, port
+from ..http11 import TOKEN
 from ..page import http_handler
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..server import Server
@@ -48,8 +48,6 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 #: What starts every line ``wsfast serve`` prints.
 PREFIX = "wsfast serve:"
-# RFC 9110 §5.6.2 token: what a subprotocol name may be.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _feed_size(text: str) -> int:
@@ -60,7 +58,7 @@ def _feed_size(text: str) -> int:
 
 
 def _subprotocol(text: str) -> str:
-    if not _TOKEN.fullmatch(text):
+    if not TOKEN.fullmatch(text):  # RFC 9110 §5.6.2: what a subprotocol name may be
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid subprotocol name (an HTTP token)")
     return text
 
