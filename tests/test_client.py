@@ -317,7 +317,7 @@ class _Behaviour(Handler):
     def _ping(self, ws: ServerConnection, data: str) -> None:
         # The handler API does not report pongs; the client sends nothing else on
         # this path, so the next data it sends after the ping is the pong.
-        seen = ws.last_seen
+        seen = ws.keepalive.last_seen
         ws.ping(data.encode())
         server = self.owner.server
         checks = iter(range(int(TIMEOUT / 0.01)))
@@ -325,7 +325,7 @@ class _Behaviour(Handler):
         def check() -> None:
             if ws.ready_state != wsfast.State.OPEN:
                 return
-            if ws.last_seen > seen:
+            if ws.keepalive.last_seen > seen:
                 ws.send(f"pong:{data}")
             elif next(checks, None) is not None:
                 server.call_later(0.01, check)
@@ -878,3 +878,38 @@ def test_connection_refused_raises_os_error() -> None:
 def test_an_invalid_url_is_refused(url: str) -> None:
     with pytest.raises(ValueError):
         wsfast.connect(url, open_timeout=0.5)
+
+
+# --- heartbeat ---------------------------------------------------------------------------
+
+
+def test_recv_pings_a_quiet_server_and_gets_on_with_the_answer(server: EchoServer) -> None:
+    with wsfast.connect(server.url(), ping_interval=0.05, ping_timeout=TIMEOUT) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.3)  # several pings, each answered: no message, no close
+        assert ws.keepalive is not None and ws.keepalive.ping_sent_at is not None
+        ws.send("still there")
+        assert ws.recv(timeout=TIMEOUT) == "still there"
+
+
+def test_recv_gives_up_on_a_server_that_leaves_the_ping_unanswered() -> None:
+    with silent_server(handshake=True) as silent:
+        ws = wsfast.connect(silent.url(), ping_interval=0.1, ping_timeout=0.2)
+        with pytest.raises(wsfast.ConnectionClosed) as raised:
+            ws.recv(timeout=TIMEOUT)
+        assert (raised.value.code, raised.value.reason) == (1011, "keepalive ping timeout")
+        (conn,) = silent.wait_connections(1)
+        # What the server got: one masked ping, "wsfast" (0x89, 0x80 | 6), and then EOF.
+        assert read_until_eof(conn, TIMEOUT)[:2] == b"\x89\x86"
+        ws.close()
+
+
+def test_no_heartbeat_unless_asked(server: EchoServer) -> None:
+    with wsfast.connect(server.url()) as ws:
+        assert ws.keepalive is None
+
+
+@pytest.mark.parametrize("options", [{"ping_interval": 0}, {"ping_timeout": -1}])
+def test_connect_refuses_bad_heartbeat_arguments(server: EchoServer, options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="ping_"):
+        wsfast.connect(server.url(), **options)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
 from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
+from .keepalive import Keepalive, check_keepalive
 from .loop import Loop, Stream, TimerHandle
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
 
@@ -78,9 +79,9 @@ class ServerConnection:
         self.stream = Stream(server.loop, sock, on_data=self._on_data, on_close=self._on_stream_closed)
         self._opened = False
         self._closed = False
-        self.last_seen = server.loop.now
         self.connected_at = server.loop.now
-        self._ping_sent_at: float | None = None
+        #: The heartbeat: when data last came, when the last ping went.
+        self.keepalive = Keepalive(server.ping_interval, server.ping_timeout, server.loop.now)
         self._close_timer: TimerHandle | None = None
 
     def __repr__(self) -> str:
@@ -173,8 +174,7 @@ class ServerConnection:
     # --- driven by the loop ----------------------------------------------------
 
     def _on_data(self, data: memoryview) -> None:
-        self.last_seen = self.server.loop.now
-        self._ping_sent_at = None
+        self.keepalive.last_seen = self.server.loop.now
         self._dispatch(self.protocol.receive_data(data))
 
     def _on_stream_closed(self) -> None:
@@ -354,6 +354,7 @@ class Server:
             raise ValueError(f"slow_consumer must be 'close' or 'drop', not {slow_consumer!r}")
         if write_limit <= 0 or max_connections <= 0 or max_message_size <= 0:
             raise ValueError("write_limit, max_connections and max_message_size must be > 0")
+        check_keepalive(ping_interval, ping_timeout)
         self.handler: Handler = handler if handler is not None else _DecoratedHandler()
         if compression is True:
             compression = PerMessageDeflate()
@@ -654,12 +655,11 @@ class Server:
                 if now - ws.connected_at > self.handshake_timeout:
                     ws.abort()
             elif state is State.OPEN:
-                silent = now - ws.last_seen
-                if ws._ping_sent_at is not None and now - ws._ping_sent_at > self.ping_timeout:
+                keepalive = ws.keepalive
+                if keepalive.expired(now):
                     ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-                elif self.idle_timeout and silent > self.idle_timeout:
+                elif self.idle_timeout and now - keepalive.last_seen > self.idle_timeout:
                     ws.close(CloseCode.GOING_AWAY, "idle timeout")
-                elif self.ping_interval and ws._ping_sent_at is None and silent > self.ping_interval:
-                    ws._ping_sent_at = now
+                elif keepalive.ping_due(now):
                     ws.ping(b"wsfast")
         self._tick_handle = self.loop.call_later(self._tick_period(), self._tick)

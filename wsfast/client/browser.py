@@ -16,6 +16,7 @@ from ..events import Closed, Event, HandshakeFailed, Opened
 from ..exceptions import ConnectionClosed
 from ..extensions import PerMessageDeflate
 from ..frames import CloseCode
+from ..keepalive import Keepalive, check_keepalive
 from ..loop import Loop, Stream, TimerHandle
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, State
 from .opening import client_protocol, tls_context
@@ -121,6 +122,7 @@ class WebSocket:
         onerror: Callable[[ErrorEvent], None] | None = None,
         onreconnect: Callable[[ReconnectEvent], None] | None = None,
     ) -> None:
+        check_keepalive(ping_interval, ping_timeout)
         self.url = url
         self.onopen = onopen
         self.onmessage = onmessage
@@ -152,8 +154,7 @@ class WebSocket:
         self._heartbeat_timer: TimerHandle | None = None
         self._retry_timer: TimerHandle | None = None
         self._error_reported = False
-        self._last_seen = 0.0
-        self._ping_sent_at: float | None = None
+        self._keepalive: Keepalive | None = None
         self._pending_sends = 0
         # Validate the URL now, in the caller's thread.
         client_protocol(url, **self._options)  # type: ignore[arg-type]
@@ -326,8 +327,8 @@ class WebSocket:
     def _on_data(self, protocol: Connection, data: memoryview) -> None:
         if protocol is not self._protocol:
             return  # a finished connection, lingering until the server closes it
-        self._last_seen = self._loop.now
-        self._ping_sent_at = None
+        if self._keepalive is not None:
+            self._keepalive.last_seen = self._loop.now
         self._dispatch(protocol.receive_data(data))
 
     def _on_stream_closed(self, protocol: Connection) -> None:
@@ -357,10 +358,11 @@ class WebSocket:
 
     def _opened(self) -> None:
         self._ready_state = self.OPEN
-        self._opened_at = self._last_seen = self._loop.now
+        self._opened_at = now = self._loop.now
         self._cancel_timers()
         if self.ping_interval:
-            self._heartbeat_timer = self._loop.call_later(self.ping_interval / 4, self._heartbeat)
+            self._keepalive = Keepalive(self.ping_interval, self.ping_timeout, now)
+            self._schedule_heartbeat()
         self._emit(self.onopen, None)
 
     def _closed(self, event: Closed) -> None:
@@ -371,19 +373,24 @@ class WebSocket:
             self._loop.call_later(self.close_timeout, stream.close)
         self._finish(CloseEvent(event.code, event.reason, event.clean))
 
+    def _schedule_heartbeat(self) -> None:
+        keepalive = self._keepalive
+        when = keepalive.next_check() if keepalive is not None else None
+        if when is not None:
+            self._heartbeat_timer = self._loop.call_later(max(0.0, when - self._loop.now), self._heartbeat)
+
     def _heartbeat(self) -> None:
-        protocol = self._protocol
-        if protocol is None or protocol.state is not State.OPEN or not self.ping_interval:
+        protocol, keepalive = self._protocol, self._keepalive
+        if protocol is None or protocol.state is not State.OPEN or keepalive is None:
             return
         now = self._loop.now
-        if self._ping_sent_at is not None and now - self._ping_sent_at > self.ping_timeout:
+        if keepalive.expired(now):
             self._abort(TimeoutError("no answer to the heartbeat ping"))
             return
-        if self._ping_sent_at is None and now - self._last_seen >= self.ping_interval:
-            self._ping_sent_at = now
+        if keepalive.ping_due(now):
             protocol.send_ping(b"wsfast")
             self._flush()
-        self._heartbeat_timer = self._loop.call_later(self.ping_interval / 4, self._heartbeat)
+        self._schedule_heartbeat()
 
     def _failed(self, error: BaseException) -> None:
         self._error(error)

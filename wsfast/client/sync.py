@@ -14,6 +14,7 @@ from ..exceptions import ConnectionClosed
 from ..extensions import PerMessageDeflate
 from ..frames import CloseCode
 from ..handshake import Response
+from ..keepalive import Keepalive, check_keepalive
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, State
 from .opening import client_protocol, tls_context
 
@@ -23,13 +24,18 @@ __all__ = ["ClientConnection", "connect"]
 class ClientConnection:
     """A blocking WebSocket client connection; create it with :func:`connect`.
 
-    Not thread-safe: use it from one thread (or guard it yourself).
+    Not thread-safe: use it from one thread (or guard it yourself). Its
+    heartbeat, when it has one, runs while :meth:`recv` waits.
     """
 
-    def __init__(self, sock: socket.socket, protocol: Connection, *, close_timeout: float) -> None:
+    def __init__(
+        self, sock: socket.socket, protocol: Connection, *, close_timeout: float, keepalive: Keepalive | None = None
+    ) -> None:
         self.sock = sock
         self.protocol = protocol
         self.close_timeout = close_timeout
+        #: The heartbeat (``connect(ping_interval=...)``), or ``None``.
+        self.keepalive = keepalive
         self.response: Response | None = None
         self._messages: collections.deque[str | bytes] = collections.deque()
         self._closed_event: Closed | None = None
@@ -77,15 +83,43 @@ class ClientConnection:
         Raises:
             TimeoutError: no message within ``timeout``.
             ConnectionClosed: the connection closed (``code`` and ``reason``
-                tell how); messages received before the close come first.
+                tell how; 1011 when the server left a heartbeat ping
+                unanswered); messages received before the close come first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._messages:
             if self._closed_event is not None:
                 raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            heartbeat = self._heartbeat()
+            if self._closed_event is not None:
+                continue  # the heartbeat gave up on the server
+            if heartbeat is not None and (remaining is None or heartbeat < remaining):
+                try:
+                    self._receive(heartbeat, "a message")
+                except TimeoutError:
+                    pass  # time for the heartbeat, not the end of the caller's wait
+                continue
             self._receive(remaining, "a message")
         return self._messages.popleft()
+
+    def _heartbeat(self) -> float | None:
+        """Ping a quiet server, or give up on a silent one; return the seconds
+        until the heartbeat needs to run again (``None``: never)."""
+        keepalive = self.keepalive
+        if keepalive is None or self.protocol.state is not State.OPEN:
+            return None
+        now = time.monotonic()
+        if keepalive.expired(now):
+            # The server is gone: do not wait for a closing handshake.
+            self._closed_event = Closed(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", False)
+            self.sock.close()
+            return None
+        if keepalive.ping_due(now):
+            self.protocol.send_ping(b"wsfast")
+            self._flush()
+        when = keepalive.next_check()
+        return None if when is None else max(0.0, when - now)
 
     def __iter__(self) -> Iterator[str | bytes]:
         """Iterate over messages until the connection closes normally."""
@@ -137,6 +171,8 @@ class ClientConnection:
             raise TimeoutError(f"timed out waiting for {waiting_for}") from None
         except OSError:
             data = b""
+        if data and self.keepalive is not None:
+            self.keepalive.last_seen = time.monotonic()
         events = self.protocol.receive_data(data) if data else self.protocol.receive_eof()
         for event in events:
             kind = type(event)
@@ -174,6 +210,8 @@ def connect(
     open_timeout: float = 10.0,
     close_timeout: float = 5.0,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ping_interval: float | None = None,
+    ping_timeout: float = 10.0,
 ) -> ClientConnection:
     """Open a WebSocket connection and return a blocking client.
 
@@ -194,12 +232,18 @@ def connect(
         open_timeout: bound on the TCP connection plus the handshake.
         close_timeout: bound on the closing handshake (and on each write).
         max_message_size: the largest message accepted (1009 beyond).
+        ping_interval: while :meth:`~ClientConnection.recv` waits, ping a
+            server silent this many seconds (``None``: never).
+        ping_timeout: close the connection (``recv`` raises
+            ``ConnectionClosed`` with 1011) when the server sends nothing
+            this many seconds after a ping.
 
     Raises:
         InvalidHandshake: the server refused (``status``, ``reason``).
         TimeoutError: the connection or the handshake took too long.
         OSError: the TCP (or TLS) connection failed.
     """
+    check_keepalive(ping_interval, ping_timeout)
     protocol, handshake = client_protocol(
         url,
         origin=origin,
@@ -217,6 +261,8 @@ def connect(
             sock = context.wrap_socket(sock, server_hostname=handshake.host)
         client = ClientConnection(sock, protocol, close_timeout=close_timeout)
         client._handshake(deadline)
+        if ping_interval is not None:
+            client.keepalive = Keepalive(ping_interval, ping_timeout, time.monotonic())
     except BaseException:
         sock.close()
         raise
