@@ -913,3 +913,14 @@ def test_no_heartbeat_unless_asked(server: EchoServer) -> None:
 def test_connect_refuses_bad_heartbeat_arguments(server: EchoServer, options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="ping_"):
         wsfast.connect(server.url(), **options)  # type: ignore[arg-type]
+
+
+def test_a_refused_connection_names_the_url() -> None:
+    url = f"ws://127.0.0.1:{free_port()}/"
+    with pytest.raises(ConnectionRefusedError, match=f"cannot connect to {url}"):
+        wsfast.connect(url)
+
+
+def test_a_name_that_does_not_resolve_names_the_url() -> None:
+    with pytest.raises(socket.gaierror, match="cannot connect to ws://no-such-host.invalid/"):
+        wsfast.connect("ws://no-such-host.invalid/")

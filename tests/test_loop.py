@@ -1,8 +1,22 @@
-"""The selector loop and its streams."""
+"""The selector loop and its streams.
+
+The :class:`Stream` tests drive a stream over a scripted socket: each write
+takes as many bytes as the script says, or raises what it says (EAGAIN, a
+TLS want-read or want-write, a broken pipe), so that every partial and failed
+write happens exactly where the test wants it.
+"""
 
 from __future__ import annotations
 
+import collections
+import os
+import selectors
 import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from wsfast.loop import Loop, Stream
 
@@ -40,3 +54,261 @@ def test_two_loops_do_not_share_the_receive_buffer() -> None:
         loop_a.close()
         loop_b.close()
     assert seen == [(b"A" * 100, b"A" * 100)]
+
+
+# --- Stream over a scripted socket ------------------------------------------------------
+
+
+class ScriptedSocket:
+    """The part of a socket a :class:`Stream` uses, with writes that follow a script.
+
+    Each write takes the next step of ``script``: a byte count (the socket
+    takes at most that many), an exception class to raise, or, once the
+    script is empty, everything. A socket pair supplies the file descriptor
+    the loop's poller watches.
+    """
+
+    def __init__(self, *script: int | type[BaseException]) -> None:
+        self.script = collections.deque(script)
+        self.written = bytearray()
+        #: What each write call was given, in order.
+        self.attempts: list[bytes] = []
+        self.closed = False
+        self._pair = socket.socketpair()
+
+    def fileno(self) -> int:
+        return self._pair[0].fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def send(self, data: Any) -> int:
+        return self._write(bytes(data))
+
+    def sendmsg(self, buffers: list[Any]) -> int:
+        return self._write(b"".join(bytes(memoryview(buffer).cast("B")) for buffer in buffers))
+
+    def recv_into(self, view: memoryview) -> int:
+        raise BlockingIOError
+
+    def close(self) -> None:
+        self.closed = True
+        for sock in self._pair:
+            sock.close()
+
+    def _write(self, data: bytes) -> int:
+        self.attempts.append(data)
+        step = self.script.popleft() if self.script else len(data)
+        if isinstance(step, type):
+            raise step()
+        taken = data[:step]
+        self.written += taken
+        return len(taken)
+
+
+class ScriptedTLSSocket(ssl.SSLSocket):
+    """A :class:`ScriptedSocket` that a :class:`Stream` takes for TLS: its
+    handshake and its writes follow scripts, and it has no bytes pending."""
+
+    def __init__(self, *script: int | type[BaseException], handshake: tuple[type[BaseException], ...] = ()) -> None:
+        self.plain = ScriptedSocket(*script)
+        self.handshake_steps = collections.deque(handshake)
+        self.handshakes = 0
+        self._sslobj = None
+        socket.socket.__init__(self, fileno=os.dup(self.plain.fileno()))
+
+    def do_handshake(self, block: bool = False) -> None:
+        self.handshakes += 1
+        if self.handshake_steps:
+            raise self.handshake_steps.popleft()()
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        return self.plain.send(data)
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        raise ssl.SSLWantReadError()
+
+    def pending(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.plain.close()
+        socket.socket.close(self)
+
+
+class Watched:
+    """Records the events a loop's poller is asked to watch for each socket."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.events: list[int] = []
+        modify = loop.selector.modify
+
+        def record(fileobj: Any, events: int, callback: Any) -> None:
+            self.events.append(events)
+            modify(fileobj, events, callback)
+
+        loop.selector.modify = record  # type: ignore[method-assign]
+
+    @property
+    def last(self) -> int:
+        return self.events[-1] if self.events else selectors.EVENT_READ
+
+
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    loop = Loop()
+    yield loop
+    loop.close()
+
+
+def stream_on(loop: Loop, sock: Any, closes: list[str] | None = None) -> Stream:
+    return Stream(
+        loop,
+        sock,
+        on_data=lambda view: None,
+        on_close=lambda: closes.append("closed") if closes is not None else None,
+    )
+
+
+def test_a_partial_write_keeps_the_rest_queued_and_watches_for_writability(loop: Loop) -> None:
+    sock = ScriptedSocket(3)
+    watched = Watched(loop)
+    stream = stream_on(loop, sock)
+    stream.write([b"head", b"payload"])
+    stream.flush()
+    assert sock.written == b"hea"
+    assert stream.queued == 8 and stream.head_started
+    assert watched.last == READ | WRITE
+    stream.flush()
+    assert sock.written == b"headpayload"
+    assert stream.queued == 0 and not stream.head_started
+    assert watched.last == READ
+    stream.close()
+
+
+def test_a_partial_scatter_gather_write_resumes_inside_a_buffer(loop: Loop) -> None:
+    big = bytes(range(256)) * 512  # 128 KiB: over the join limit, written with sendmsg
+    sock = ScriptedSocket(70_000, 1)
+    stream = stream_on(loop, sock)
+    stream.write([b"\x82\x7f", big])
+    stream.write([b"tail"])
+    stream.flush()  # the socket takes 70,000 bytes: full, wait for writability
+    assert len(sock.written) == 70_000 and stream.head_started
+    stream.flush()  # then one byte
+    assert len(sock.written) == 70_001
+    stream.flush()
+    assert sock.written == b"\x82\x7f" + big + b"tail"
+    assert stream.queued == 0
+    stream.close()
+
+
+def test_eagain_writes_nothing_and_retries_once_writable(loop: Loop) -> None:
+    sock = ScriptedSocket(BlockingIOError)
+    watched = Watched(loop)
+    stream = stream_on(loop, sock)
+    stream.write([b"frame"])
+    stream.flush()
+    assert sock.written == b"" and stream.queued == 5
+    assert watched.last == READ | WRITE
+    stream.flush()
+    assert sock.written == b"frame" and stream.queued == 0
+    assert watched.last == READ
+    stream.close()
+
+
+def test_frames_written_while_the_socket_is_full_wait_for_writability(loop: Loop) -> None:
+    sock = ScriptedSocket(BlockingIOError)
+    stream = stream_on(loop, sock)
+    stream.write([b"one"])
+    stream.flush()
+    stream.write([b"two"])  # watched for writability: the loop flushes when it is
+    assert sock.attempts == [b"one"]
+    stream.flush()
+    assert sock.written == b"onetwo"
+    stream.close()
+
+
+def test_close_after_flush_waits_for_the_queue_then_closes_once(loop: Loop) -> None:
+    sock = ScriptedSocket(2)
+    closes: list[str] = []
+    stream = stream_on(loop, sock, closes)
+    stream.write([b"close frame"])
+    stream.close_after_flush()
+    stream.write([b"late"])  # after close_after_flush: dropped
+    stream.flush()
+    assert not stream.closed and not sock.closed
+    stream.flush()
+    assert sock.written == b"close frame"
+    assert stream.closed and sock.closed and closes == ["closed"]
+    stream.close()
+    assert closes == ["closed"]
+
+
+def test_close_after_flush_with_nothing_queued_closes_at_once(loop: Loop) -> None:
+    sock = ScriptedSocket()
+    closes: list[str] = []
+    stream = stream_on(loop, sock, closes)
+    stream.close_after_flush()
+    assert stream.closed and sock.closed and closes == ["closed"]
+
+
+def test_a_failed_write_closes_the_stream(loop: Loop) -> None:
+    sock = ScriptedSocket(BrokenPipeError)
+    closes: list[str] = []
+    stream = stream_on(loop, sock, closes)
+    stream.write([b"frame"])
+    stream.flush()
+    assert stream.closed and closes == ["closed"] and stream.queued == 0
+
+
+def run_once(loop: Loop) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    loop.run()
+
+
+def test_tls_handshake_want_read_then_want_write_then_done_flushes_the_queue(loop: Loop) -> None:
+    sock = ScriptedTLSSocket(handshake=(ssl.SSLWantReadError, ssl.SSLWantWriteError))
+    watched = Watched(loop)
+    ready: list[str] = []
+    stream = Stream(
+        loop, sock, on_data=lambda view: None, on_close=lambda: None, on_ready=lambda: ready.append("ready")
+    )
+    stream.write([b"queued during the handshake"])
+    run_once(loop)  # the handshake starts from the loop: want-read
+    assert sock.handshakes == 1 and watched.last == READ and not ready
+    stream._on_event(sock, READ)  # readable: want-write
+    assert sock.handshakes == 2 and watched.last == READ | WRITE
+    stream._on_event(sock, WRITE)  # writable: done
+    assert ready == ["ready"] and watched.last == READ
+    assert sock.plain.written == b"queued during the handshake"
+    stream.close()
+
+
+def test_tls_want_write_retries_with_the_very_same_bytes(loop: Loop) -> None:
+    sock = ScriptedTLSSocket(ssl.SSLWantWriteError, 4)
+    stream = Stream(loop, sock, on_data=lambda view: None, on_close=lambda: None)
+    stream._on_event(sock, READ)  # the handshake completes at once
+    stream.write([b"ab", b"cd"])
+    stream.flush()
+    stream.write([b"ef"])  # queued behind the pending chunk, not merged into it
+    stream.flush()
+    stream.flush()
+    assert sock.plain.attempts == [b"abcd", b"abcd", b"ef"]
+    assert sock.plain.written == b"abcdef" and stream.queued == 0
+    stream.close()
+
+
+def test_tls_want_read_while_writing_keeps_the_chunk_for_later(loop: Loop) -> None:
+    sock = ScriptedTLSSocket(ssl.SSLWantReadError)
+    watched = Watched(loop)
+    stream = Stream(loop, sock, on_data=lambda view: None, on_close=lambda: None)
+    stream._on_event(sock, READ)
+    stream.write([b"renegotiating"])
+    stream.flush()
+    assert stream.queued == 13 and watched.last == READ | WRITE
+    stream.flush()
+    assert sock.plain.attempts == [b"renegotiating", b"renegotiating"] and stream.queued == 0
+    stream.close()

@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -428,6 +429,103 @@ def test_an_invalid_url_raises_at_once(url: str) -> None:
             WebSocket(url, loop=loop)
     finally:
         loop.close()
+
+
+# --- resolving and connecting -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wsfast_server() -> Iterator[EchoServer]:
+    with running("wsfast", child=True) as server:
+        yield server
+
+
+class Resolver:
+    """``socket.getaddrinfo`` with names of its own: each maps to addresses, and
+    ``slow`` names wait for :attr:`release` (bounded) before they answer."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: dict[str, list[tuple[int, tuple[Any, ...]]]] = {}
+        self.slow: set[str] = set()
+        self.release = threading.Event()
+        self.asked: queue.Queue[str] = queue.Queue()
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host not in self.names:
+                return real(host, port, *args, **kwargs)
+            self.asked.put(host)
+            if host in self.slow:
+                self.release.wait(3 * TIMEOUT)
+            return [(family, socket.SOCK_STREAM, 6, "", address) for family, address in self.names[host]]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
+    resolver = Resolver(monkeypatch)
+    yield resolver
+    resolver.release.set()
+
+
+def test_a_slow_name_lookup_does_not_stall_the_other_websockets_of_the_loop(
+    wsfast_server: EchoServer, loop: Loop, resolver: Resolver
+) -> None:
+    resolver.names["slow.test"] = [(socket.AF_INET, ("127.0.0.1", wsfast_server.port))]
+    resolver.slow.add("slow.test")
+    with websocket(loop, f"ws://slow.test:{wsfast_server.port}/") as (slow, slow_events):
+        assert resolver.asked.get(timeout=TIMEOUT) == "slow.test"
+        with websocket(loop, wsfast_server.url()) as (fast, fast_events):
+            fast_events.expect("open")  # while slow.test is still being resolved
+            assert slow.ready_state == CONNECTING
+        resolver.release.set()
+        slow_events.expect("open")
+
+
+def test_every_address_is_tried_in_turn_ipv6_and_ipv4(
+    wsfast_server: EchoServer, loop: Loop, resolver: Resolver
+) -> None:
+    closed = free_port()
+    resolver.names["dual.test"] = [
+        (socket.AF_INET6, ("::1", closed, 0, 0)),
+        (socket.AF_INET, ("127.0.0.1", closed)),
+        (socket.AF_INET, ("127.0.0.1", wsfast_server.port)),
+    ]
+    with websocket(loop, f"ws://dual.test:{wsfast_server.port}/") as (ws, events):
+        events.expect("open")
+        ws.send("reached")
+        assert events.expect("message") == MessageEvent("reached")
+
+
+def test_when_every_address_fails_the_error_names_the_url(loop: Loop, resolver: Resolver) -> None:
+    closed = free_port()
+    resolver.names["nowhere.test"] = [(socket.AF_INET, ("127.0.0.1", closed)), (socket.AF_INET, ("127.0.0.1", closed))]
+    url = f"ws://nowhere.test:{closed}/"
+    with websocket(loop, url) as (ws, events):
+        error = events.expect("error").error
+        assert isinstance(error, ConnectionRefusedError) and url in str(error)
+        assert events.expect("close") == CloseEvent(1006, "", False)
+
+
+def test_a_name_that_does_not_resolve_is_an_error_naming_the_url(loop: Loop) -> None:
+    url = "ws://no-such-host.invalid/"
+    with websocket(loop, url) as (ws, events):
+        error = events.expect("error").error
+        assert isinstance(error, socket.gaierror) and url in str(error)
+        assert events.expect("close") == CloseEvent(1006, "", False)
+
+
+def test_closing_while_the_name_is_resolved_ends_the_attempt(loop: Loop, resolver: Resolver) -> None:
+    resolver.names["slow.test"] = [(socket.AF_INET, ("127.0.0.1", free_port()))]
+    resolver.slow.add("slow.test")
+    with websocket(loop, "ws://slow.test/") as (ws, events):
+        assert resolver.asked.get(timeout=TIMEOUT) == "slow.test"
+        ws.close()
+        events.expect("error")
+        assert events.expect("close") == CloseEvent(1006, "", False)
+        resolver.release.set()
+        assert events.quiet(0.2) == []  # the late answer is ignored
 
 
 # --- failures ----------------------------------------------------------------------------

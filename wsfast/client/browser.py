@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import functools
 import logging
+import os
+import selectors
 import socket
 import ssl as ssl_module
 import threading
@@ -16,10 +19,11 @@ from ..events import Closed, Event, HandshakeFailed, Opened
 from ..exceptions import ConnectionClosed
 from ..extensions import PerMessageDeflate
 from ..frames import CloseCode
+from ..handshake import ClientHandshake
 from ..keepalive import Keepalive, check_keepalive
 from ..loop import Loop, Stream, TimerHandle
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, State
-from .opening import client_protocol, tls_context
+from .opening import client_protocol, connection_error, is_ip_literal, resolve, tls_context
 from .reconnect import Reconnect, ReconnectEvent
 
 __all__ = ["CloseEvent", "ErrorEvent", "MessageEvent", "WebSocket"]
@@ -48,6 +52,20 @@ class ErrorEvent:
     """What ``onerror`` receives: the exception behind the failure."""
 
     error: BaseException
+
+
+@dataclasses.dataclass
+class _Opening:
+    """One attempt to connect: what to open, the addresses left to try, how it went."""
+
+    protocol: Connection
+    handshake: ClientHandshake
+    context: ssl_module.SSLContext | None
+    addresses: collections.deque[tuple[int, Any]] = dataclasses.field(default_factory=collections.deque)
+    #: The socket connecting now, if any.
+    sock: socket.socket | None = None
+    #: Why the last address failed.
+    error: OSError | None = None
 
 
 _loop_lock = threading.Lock()
@@ -145,6 +163,7 @@ class WebSocket:
         self._ssl = ssl
         self._loop = loop if loop is not None else _background_loop()
         self._protocol: Connection | None = None
+        self._opening: _Opening | None = None
         self._stream: Stream | None = None
         self._ready_state = self.CONNECTING
         self._user_closed = False
@@ -228,41 +247,96 @@ class WebSocket:
         self._protocol = protocol
         try:
             context = tls_context(self._ssl, handshake.secure)
-            address = socket.getaddrinfo(handshake.host, handshake.port, type=socket.SOCK_STREAM)[0]
-            sock = socket.socket(address[0], socket.SOCK_STREAM)
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            error = sock.connect_ex(address[4])
-            if error not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-                sock.close()
-                raise OSError(error, f"connect to {handshake.host}:{handshake.port} failed")
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             self._failed(exc)
             return
         self._opened_at = 0.0
         self._open_timer = self._loop.call_later(self.open_timeout, self._open_timed_out, protocol)
+        opening = self._opening = _Opening(protocol, handshake, context)
+        host, port, loop = handshake.host, handshake.port, self._loop
 
-        def connected(fileobj: Any, mask: int) -> None:
-            self._loop.selector.unregister(sock)
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                sock.close()
-                self._failed(OSError(error, f"connect to {handshake.host}:{handshake.port} failed"))
-                return
-            tls_sock = sock
-            if context is not None:
-                tls_sock = context.wrap_socket(sock, server_hostname=handshake.host, do_handshake_on_connect=False)
-            self._stream = Stream(
-                self._loop,
-                tls_sock,
-                on_data=functools.partial(self._on_data, protocol),
-                on_close=functools.partial(self._on_stream_closed, protocol),
-                on_ready=self._flush,
+        def addresses() -> list[tuple[int, Any]] | OSError:
+            try:
+                return resolve(host, port)
+            except OSError as exc:
+                return exc
+
+        if is_ip_literal(host):
+            self._resolved(opening, addresses())
+        else:
+            # A resolver can take seconds: every WebSocket of the loop would wait.
+            thread = threading.Thread(
+                target=lambda: loop.call_soon_threadsafe(self._resolved, opening, addresses()),
+                name="wsfast-resolver",
+                daemon=True,
             )
-            if context is None:
-                self._flush()
+            thread.start()
 
-        self._loop.selector.register(sock, 2, connected)
+    def _resolved(self, opening: _Opening, result: list[tuple[int, Any]] | OSError) -> None:
+        if opening is not self._opening:
+            return  # closed or timed out meanwhile
+        if isinstance(result, OSError):
+            self._failed(connection_error(self.url, result))
+            return
+        opening.addresses.extend(result)
+        self._connect_next(opening)
+
+    def _connect_next(self, opening: _Opening) -> None:
+        """Connect to the next address of ``opening``; fail once none is left."""
+        while opening.addresses:
+            family, address = opening.addresses.popleft()
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                error = sock.connect_ex(address)
+            except OSError as exc:
+                sock.close()
+                opening.error = exc
+                continue
+            if error in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                opening.sock = sock
+                self._loop.selector.register(sock, selectors.EVENT_WRITE, functools.partial(self._connected, opening))
+                return
+            sock.close()
+            opening.error = OSError(error, os.strerror(error))
+        last = opening.error or OSError(f"{opening.handshake.host} has no address")
+        self._failed(connection_error(self.url, last))
+
+    def _connected(self, opening: _Opening, sock: socket.socket, mask: int) -> None:
+        self._loop.selector.unregister(sock)
+        opening.sock = None
+        if opening is not self._opening:
+            sock.close()
+            return
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            sock.close()
+            opening.error = OSError(error, os.strerror(error))
+            self._connect_next(opening)
+            return
+        self._opening = None
+        protocol, handshake, context = opening.protocol, opening.handshake, opening.context
+        tls_sock = sock
+        if context is not None:
+            tls_sock = context.wrap_socket(sock, server_hostname=handshake.host, do_handshake_on_connect=False)
+        self._stream = Stream(
+            self._loop,
+            tls_sock,
+            on_data=functools.partial(self._on_data, protocol),
+            on_close=functools.partial(self._on_stream_closed, protocol),
+            on_ready=self._flush,
+        )
+        if context is None:
+            self._flush()
+
+    def _abandon_opening(self) -> None:
+        """Forget the attempt to connect in progress, if any, and its socket."""
+        opening, self._opening = self._opening, None
+        if opening is not None and opening.sock is not None:
+            self._loop.selector.unregister(opening.sock)
+            opening.sock.close()
+            opening.sock = None
 
     def _open_timed_out(self, protocol: Connection) -> None:
         if self._protocol is protocol and protocol.state is State.CONNECTING:
@@ -403,6 +477,7 @@ class WebSocket:
         if self._opened_at and self._loop.now - self._opened_at >= (policy.reset_after if policy else 0):
             self._attempt = 0
         self._cancel_timers()
+        self._abandon_opening()
         self._protocol = None
         self._stream = None
         self._ready_state = self.CLOSED

@@ -16,7 +16,7 @@ from ..frames import CloseCode
 from ..handshake import Response
 from ..keepalive import Keepalive, check_keepalive
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, State
-from .opening import client_protocol, tls_context
+from .opening import client_protocol, connection_error, tls_context
 
 __all__ = ["ClientConnection", "connect"]
 
@@ -241,7 +241,9 @@ def connect(
     Raises:
         InvalidHandshake: the server refused (``status``, ``reason``).
         TimeoutError: the connection or the handshake took too long.
-        OSError: the TCP (or TLS) connection failed.
+        OSError: the TCP (or TLS) connection failed; the message names the URL
+            (``ConnectionRefusedError``, ``socket.gaierror``... as raised by
+            ``socket``).
     """
     check_keepalive(ping_interval, ping_timeout)
     protocol, handshake = client_protocol(
@@ -254,7 +256,10 @@ def connect(
     )
     context = tls_context(ssl, handshake.secure)
     deadline = time.monotonic() + open_timeout
-    sock = socket.create_connection((handshake.host, handshake.port), timeout=open_timeout)
+    try:
+        sock = socket.create_connection((handshake.host, handshake.port), timeout=open_timeout)
+    except OSError as exc:
+        raise connection_error(url, exc) from exc
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if context is not None:
