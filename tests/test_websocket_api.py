@@ -870,3 +870,62 @@ def test_an_in_process_server_and_client_do_not_corrupt_each_other() -> None:
         own.stop()
         thread.join(TIMEOUT)
         own.close()
+
+
+# --- waiting for the end, from a script --------------------------------------------------
+
+
+def test_run_forever_returns_once_the_server_closes_and_no_reconnection_follows(
+    wsfast_server: EchoServer, loop: Loop
+) -> None:
+    with websocket(loop, wsfast_server.url("/close-with?code=1000&messages=2")) as (ws, events):
+        done = concurrent.futures.Future[None]()
+        threading.Thread(target=lambda: done.set_result(ws.run_forever()), daemon=True).start()
+        assert done.result(TIMEOUT) is None
+        assert [seen.kind for seen in events.until("close")] == ["open", "message", "message", "close"]
+
+
+def test_wait_closed_times_out_while_open_and_is_true_after_close(wsfast_server: EchoServer, loop: Loop) -> None:
+    with websocket(loop, wsfast_server.url()) as (ws, events):
+        events.expect("open")
+        assert ws.wait_closed(0.05) is False
+        ws.close()
+        assert ws.wait_closed(TIMEOUT) is True
+        assert events.expect("close") == CloseEvent(1000, "", True)
+
+
+def test_wait_closed_waits_through_reconnection_until_the_attempts_run_out(loop: Loop) -> None:
+    policy = Reconnect(initial=0.01, maximum=0.02, max_attempts=2)
+    with websocket(loop, f"ws://127.0.0.1:{free_port()}/", reconnect=policy) as (ws, events):
+        assert ws.wait_closed(TIMEOUT) is True
+        assert [seen.kind for seen in events.until("close")] == ["error", "close"]
+        assert events.expect("reconnect").attempt == 1
+        events.until("reconnect")
+        events.until("close")
+        assert ws.ready_state == CLOSED
+
+
+def test_the_with_form_closes_with_1000_and_waits(wsfast_server: EchoServer) -> None:
+    messages: queue.Queue[Any] = queue.Queue()
+    target = unique("/")
+    with WebSocket(wsfast_server.url(target), onmessage=lambda event: messages.put(event.data)) as ws:
+        deadline = time.monotonic() + TIMEOUT
+        while ws.ready_state != OPEN and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ws.send("inside")
+        assert messages.get(timeout=TIMEOUT) == "inside"
+    assert ws.ready_state == CLOSED
+    assert wsfast_server.next_close(target) == (1000, "")
+
+
+def test_wait_closed_from_a_callback_is_an_error(wsfast_server: EchoServer, loop: Loop) -> None:
+    errors: queue.Queue[BaseException] = queue.Queue()
+
+    def wait_in_the_loop(event: None) -> None:
+        try:
+            ws.wait_closed(1)
+        except RuntimeError as exc:
+            errors.put(exc)
+
+    with websocket(loop, wsfast_server.url(), prepare=lambda w: setattr(w, "onopen", wait_in_the_loop)) as (ws, _):
+        assert "loop thread" in str(errors.get(timeout=TIMEOUT))

@@ -95,6 +95,7 @@ class WebSocket:
             onmessage=lambda event: print(event.data),
             onclose=lambda event: print("closed", event.code, event.reason),
         )
+        ws.run_forever()  # or: with wsfast.WebSocket(...) as ws: ... ws.wait_closed(timeout)
 
     Pass the callbacks to the constructor: the connection starts at once in
     the loop's thread, so a callback assigned afterwards (``ws.onopen = ...``,
@@ -175,6 +176,8 @@ class WebSocket:
         self._error_reported = False
         self._keepalive: Keepalive | None = None
         self._pending_sends = 0
+        # Set once closed for good: by close(), or with no reconnection to follow.
+        self._done = threading.Event()
         # Validate the URL now, in the caller's thread.
         client_protocol(url, **self._options)  # type: ignore[arg-type]
         self._loop.call_soon_threadsafe(self._start)
@@ -229,6 +232,48 @@ class WebSocket:
             raise ValueError("close reason over 123 bytes")
         self._user_closed = True
         self._call(self._close, code, reason)
+
+    # --- for scripts ------------------------------------------------------------------
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the WebSocket is closed for good: by :meth:`close`, or by
+        the server or the network with no reconnection to follow.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits as long as it takes.
+
+        Returns:
+            Whether it is closed for good (``False``: the timeout came first).
+
+        Raises:
+            RuntimeError: called from the loop's own thread (a callback),
+                which would wait for itself.
+        """
+        if self._loop.in_loop_thread() and not self._done.is_set():
+            raise RuntimeError("wait_closed() in the WebSocket's loop thread would wait forever")
+        return self._done.wait(timeout)
+
+    def run_forever(self) -> None:
+        """Block until the WebSocket is closed for good, as a script's last line.
+
+        The callbacks run meanwhile (in the loop's thread). On Ctrl-C it
+        closes the connection (bounded by ``close_timeout``), then lets the
+        ``KeyboardInterrupt`` through.
+        """
+        try:
+            self.wait_closed()
+        except KeyboardInterrupt:
+            self.close()
+            self.wait_closed(self.close_timeout)
+            raise
+
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close with 1000 and wait for the close (bounded by ``close_timeout``)."""
+        self.close()
+        self.wait_closed(self.close_timeout)
 
     # --- loop side -------------------------------------------------------------------
 
@@ -363,7 +408,8 @@ class WebSocket:
         self._cancel_timers()
         protocol = self._protocol
         if protocol is None or self._ready_state == self.CLOSED:
-            self._ready_state = self.CLOSED
+            self._ready_state = self.CLOSED  # between two reconnection attempts
+            self._done.set()
             return
         if protocol.state is State.CONNECTING:
             self._abort(ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "closed before the connection opened"))
@@ -483,11 +529,14 @@ class WebSocket:
         self._ready_state = self.CLOSED
         self._emit(self.onclose, event)
         if policy is None or self._user_closed:
+            self._done.set()
             return
         if event.was_clean and event.code == CloseCode.NORMAL_CLOSURE:
+            self._done.set()
             return  # the server said goodbye on purpose
         self._attempt += 1
         if policy.max_attempts is not None and self._attempt > policy.max_attempts:
+            self._done.set()
             return
         delay = policy.delay(self._attempt)
         self._ready_state = self.CONNECTING
