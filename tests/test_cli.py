@@ -8,6 +8,7 @@ on port 0; subprocess tests run ``python -m wsfast serve`` on a free port of
 from __future__ import annotations
 
 import http.client
+import logging
 import math
 import os
 import queue
@@ -151,13 +152,25 @@ def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.Capt
         main(argv)
     assert exc_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: wsfast")
+    command = argv[0] if argv and argv[0] in ("serve", "bench", "info") else None
+    assert err.startswith(f"usage: wsfast {command} " if command else "usage: wsfast")
     assert message in err
 
 
-def test_unreadable_certificate_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--port", "0", "--tls-cert", str(tmp_path / "missing.pem")]) == 1
-    assert "wsfast serve: error: cannot load the TLS certificate" in capsys.readouterr().err
+def test_a_missing_certificate_exits_1_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.pem"
+    assert main(["serve", "--port", "0", "--tls-cert", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"wsfast serve: error: cannot load the TLS certificate or key: --tls-cert {missing}: No such file" in err
+
+
+def test_a_file_that_is_not_pem_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    assert main(["serve", "--port", "0", "--tls-cert", str(cert), "--tls-key", str(key)]) == 1
+    err = capsys.readouterr().err
+    assert f"--tls-cert {cert} and --tls-key {key}: not a PEM certificate chain and its private key" in err
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -492,3 +505,31 @@ def test_serve_tls(tmp_path: Path) -> None:
         status, _, body = http_get(port, "/healthz", context=client)
         assert (status, body) == (200, b"ok\n")
         assert server.stop() == 0
+
+
+def test_the_page_says_when_the_origin_allowlist_refuses_it(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="wsfast.page"), serving("--origin", "https://app.example.com") as port:
+        for _ in range(2):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            body = response.read().decode()
+            connection.close()
+            assert response.status == 200 and int(response.headers["Content-Length"]) == len(body.encode())
+            origin = f"http://127.0.0.1:{port}"
+            assert '<p id="origin-warning" class="card warning" role="alert">' in body
+            assert f"its Origin allowlist does not include {origin}. Allow it with --origin {origin}" in body
+    warnings = [record.getMessage() for record in caplog.records if record.name == "wsfast.page"]
+    assert warnings == [
+        f"the page was opened from {origin}, which the Origin allowlist does not include: "
+        f"its WebSockets will be refused (403); allow it with --origin {origin}"
+    ]
+
+
+def test_the_page_has_no_warning_when_its_origin_is_allowed() -> None:
+    with serving("--origin", "http://localhost") as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        connection.request("GET", "/", headers={"Host": "localhost"})
+        body = connection.getresponse().read()
+        connection.close()
+    assert b'<p id="origin-warning" class="card warning" role="alert" hidden></p>' in body

@@ -82,6 +82,19 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+def assert_round_ticks(labels: list[str]) -> None:
+    """Axis labels: evenly spaced by 1, 2 or 5 times a power of ten, with the decimals that step needs."""
+    decimals = {len(label.partition(".")[2]) for label in labels}
+    assert len(decimals) == 1, labels
+    places = decimals.pop()
+    units = [round(float(label) * 10**places) for label in labels]
+    steps = {b - a for a, b in zip(units, units[1:], strict=False)}
+    assert len(steps) == 1, labels
+    (step,) = steps
+    assert step > 0 and str(step).rstrip("0") in ("1", "2", "5"), labels
+    assert places == 0 or step % 10 != 0, labels  # no needless trailing zero
+
+
 def test_live_page(chromium: Any, server_port: int) -> None:
     from playwright.sync_api import expect
 
@@ -124,8 +137,11 @@ def test_live_page(chromium: Any, server_port: int) -> None:
     assert _number(page.inner_text("#rate")) > 0
     assert _number(page.inner_text("#throughput")) >= 0
 
-    # The chart has a line.
+    # The chart has a line, and its axis round values: 1, 2 or 5 times a power of ten apart.
     page.wait_for_function(f"({COUNT_LINE_PIXELS})() > 200", timeout=TIMEOUT * 1000)
+    labels = (page.get_attribute("#chart", "data-ticks") or "").split()
+    assert len(labels) >= 2, labels
+    assert_round_ticks(labels)
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
@@ -134,6 +150,7 @@ def test_live_page(chromium: Any, server_port: int) -> None:
     page.click("#close")
     expect(log).to_contain_text('echo closed: code 1000, reason "bye", wasClean true')
     expect(page.locator("#state")).to_have_text("CLOSED")
+    expect(page.locator("#latency")).to_have_text("\u2013")  # no stale round trip
     expect(page.locator("#reconnect")).to_be_enabled()
     expect(page.locator("#feed-state")).to_have_text("OPEN")
 
@@ -160,4 +177,18 @@ def test_live_page_without_the_feed(chromium: Any) -> None:
         page.click("#send-binary")
         expect(page.locator("#log")).to_contain_text("\u2190 binary 16 bytes: 00 01 02")
         assert page.inner_text("#feed-count") == "0"
+        page.close()
+
+
+def test_the_page_says_when_the_servers_origin_allowlist_refuses_it(chromium: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT * 1000)
+    with serving("--origin", "https://app.example.com") as port:
+        page = chromium.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        warning = page.locator("#origin-warning")
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text(f"Allow it with --origin http://127.0.0.1:{port}")
+        expect(page.locator("#state")).to_have_text("CLOSED")
         page.close()

@@ -411,7 +411,7 @@ class ServerHandshake:
                 raise InvalidHandshake(403, "missing Origin header")
             return
         if self._origins is not None and (len(origins) != 1 or origins[0].lower() not in self._origins):
-            raise InvalidHandshake(403, "origin not allowed")
+            raise InvalidHandshake(403, f"origin {', '.join(map(repr, origins))} not allowed")
 
     def _choose_subprotocol(self, request: Request) -> str | None:
         offered = split_list(request.headers.get_all("Sec-WebSocket-Protocol"))

@@ -31,6 +31,12 @@ __all__ = ["Handler", "Server", "ServerConnection"]
 
 logger = logging.getLogger("wsfast.server")
 
+#: Seconds during which further refused handshakes from one client address
+#: are not logged again.
+REFUSAL_LOG_INTERVAL = 60.0
+# The client addresses whose refusals are remembered at most.
+_REFUSALS_REMEMBERED = 1024
+
 _BINARY = Opcode.BINARY.value
 _TEXT = Opcode.TEXT.value
 _OPEN = State.OPEN
@@ -211,7 +217,7 @@ class ServerConnection:
                 elif kind is HttpRequest:
                     self._answer_http(event.request)  # type: ignore[union-attr]
                 elif kind is HandshakeFailed:
-                    logger.info("handshake from %s failed: %s", self.remote_address, event.error)  # type: ignore[union-attr]
+                    self.server._log_refusal(self, event.error)  # type: ignore[union-attr, arg-type]
                 elif kind is Pong:
                     pass
             except ConnectionClosed:
@@ -278,6 +284,14 @@ class _DecoratedHandler(Handler):
             super().on_error(ws, error)
 
 
+def _check_address(host: object, port: object) -> None:
+    """Refuse a ``host`` or ``port`` that ``bind`` would refuse with an obscure error."""
+    if not isinstance(host, str):
+        raise ValueError(f"host must be a str (an address or a name), not {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535 (0 picks a free port), not {port!r}")
+
+
 def default_http_handler(request: Request) -> Response | None:
     """Answer ``/healthz``; anything else is a 404."""
     if request.path == "/healthz":
@@ -307,6 +321,7 @@ class Server:
         port: int = 8765,
         ssl: ssl_module.SSLContext | None = None,
         origins: Iterable[str] | None = None,
+        require_origin: bool = False,
         subprotocols: Sequence[str] = (),
         compression: PerMessageDeflate | bool = False,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -328,6 +343,9 @@ class Server:
         host, port: where to listen; port 0 picks a free port (see :attr:`port`).
         ssl: a server-side ``SSLContext`` for wss://.
         origins: the allowed ``Origin`` values (403 otherwise); ``None`` allows all.
+            A request without ``Origin`` (a client that is not a browser) is
+            accepted unless ``require_origin`` is set.
+        require_origin: refuse (403) requests without an ``Origin`` header.
         subprotocols: the subprotocols supported, in order of preference.
         compression: True or a :class:`PerMessageDeflate` to offer
             permessage-deflate; False to refuse it.
@@ -348,8 +366,11 @@ class Server:
         sock: an already bound, listening socket to use instead.
 
         Raises:
-            ValueError: an argument is out of range.
+            ValueError: an argument is out of range (the message names it).
+            OSError: ``host:port`` cannot be listened on (the message names it).
         """
+        if sock is None:
+            _check_address(host, port)
         if slow_consumer not in ("close", "drop"):
             raise ValueError(f"slow_consumer must be 'close' or 'drop', not {slow_consumer!r}")
         if write_limit <= 0 or max_connections <= 0 or max_message_size <= 0:
@@ -360,6 +381,7 @@ class Server:
             compression = PerMessageDeflate()
         self.handshake = ServerHandshake(
             origins=origins,
+            require_origin=require_origin,
             subprotocols=subprotocols,
             extensions=[compression] if compression else [],
         )
@@ -380,6 +402,8 @@ class Server:
         self.clients: dict[ServerConnection, None] = {}
         self._topics: dict[str, set[ServerConnection]] = {}
         self._shutting_down = False
+        # When a refused handshake of each client address was last logged.
+        self._refusals: dict[str, float] = {}
         self._listener = sock if sock is not None else self._listen(host, port, reuse_port, backlog)
         self._listener.setblocking(False)
         self.loop.selector.register(self._listener, 1, self._accept)
@@ -423,6 +447,14 @@ class Server:
     @property
     def host(self) -> str:
         return str(self._listener.getsockname()[0])
+
+    @property
+    def url(self) -> str:
+        """The ``ws://`` (or ``wss://``) URL listened on, like ``ws://127.0.0.1:8765/``."""
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'wss' if self.ssl is not None else 'ws'}://{host}:{self.port}/"
 
     # --- publishing ----------------------------------------------------------------
 
@@ -518,14 +550,24 @@ class Server:
     # --- running ---------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown` (or SIGINT/SIGTERM in the main thread)."""
+        """Serve until :meth:`shutdown` (or SIGINT/SIGTERM in the main thread).
+
+        Logs (``wsfast.server``, INFO) a line when it starts listening and
+        one when it stops. When the program has configured no logging, it
+        calls ``logging.basicConfig(level=logging.INFO)`` first, so that a
+        script sees these lines and the warnings.
+        """
+        if not logging.getLogger().hasHandlers():
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         restore = self._install_signal_handlers()
+        logger.info("listening on %s", self.url)
         try:
             self.loop.run()
         finally:
             for signum, previous in restore:
                 signal.signal(signum, previous)
             self._close_everything()
+            logger.info("stopped")
 
     def start(self) -> threading.Thread:
         """Serve in a daemon thread; returns it (stop with :meth:`shutdown`)."""
@@ -587,9 +629,11 @@ class Server:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.listen(backlog)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            if exc.errno is None:
+                raise
+            raise type(exc)(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         return sock
 
     def _stop_listening(self) -> None:
@@ -629,6 +673,29 @@ class Server:
 
     def _opened(self, ws: ServerConnection) -> None:
         self.clients[ws] = None
+
+    def _log_refusal(self, ws: ServerConnection, error: Exception) -> None:
+        """Log a refused handshake as a warning, once per client address per
+        :data:`REFUSAL_LOG_INTERVAL` (the others at DEBUG)."""
+        address = ws.remote_address
+        host = str(address[0]) if isinstance(address, tuple) else str(address)
+        now = self.loop.now
+        last = self._refusals.get(host)
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            logger.debug("refused a handshake from %s: %s", host, error)
+            return
+        if len(self._refusals) >= _REFUSALS_REMEMBERED:
+            self._refusals = {h: t for h, t in self._refusals.items() if now - t < REFUSAL_LOG_INTERVAL}
+            if len(self._refusals) >= _REFUSALS_REMEMBERED:
+                self._refusals.clear()
+        self._refusals[host] = now
+        logger.warning(
+            "refused a handshake from %s: %s (further refusals from %s are not logged for %g s)",
+            host,
+            error,
+            host,
+            REFUSAL_LOG_INTERVAL,
+        )
 
     def _forget(self, ws: ServerConnection) -> None:
         self.connections.discard(ws)

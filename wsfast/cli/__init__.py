@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
-import ssl
 from collections.abc import Sequence
 
 from .. import kernels
@@ -46,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsfast", description="The fastest WebSocket engine for Python.")
     parser.add_argument("--version", action="version", version=f"wsfast {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("info", help="show the version and the active kernel implementation")
+    info_parser = commands.add_parser("info", help="show the version and the active kernel implementation")
+    info_parser.set_defaults(command_parser=info_parser)
     serve_parser = commands.add_parser(
         "serve",
         help="serve an echo, a demo binary feed and a live page",
@@ -79,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         ssl_context = load_tls(args)
-    except (OSError, ssl.SSLError) as exc:
+    except ValueError as exc:
         say(f"error: cannot load the TLS certificate or key: {exc}")
         return 1
     if args.workers > 1:
@@ -94,11 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         SystemExit: with status 2 for bad arguments (and 0 for ``--help``).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported with the usage of the command they were given to
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "bench":
         return bench_command.run_from_args(args.command_parser, args)
     if args.command == "serve":
-        check_arguments(parser, args)
+        check_arguments(args.command_parser, args)
         return serve(args)
     print(info())
     return 0

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .._argtypes import integer, number, port
 from ..http11 import TOKEN
-from ..page import http_handler
+from ..page import page_handler
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..server import Server
 from .demo import FEED_HEADER, FEED_PATH, DemoHandler, Feed
@@ -163,11 +163,29 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def load_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context for ``--tls-cert`` and ``--tls-key`` (``None`` without them).
+
+    Raises:
+        ValueError: a file cannot be read, or is not a PEM certificate chain
+            and matching key; the message names the option and the file.
+    """
     if not args.tls_cert:
         return None
+    files = [("--tls-cert", args.tls_cert)] + ([("--tls-key", args.tls_key)] if args.tls_key else [])
+    for option, path in files:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"{option} {path}: {exc.strerror or exc}") from exc
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(args.tls_cert, args.tls_key)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except ssl.SSLError as exc:
+        named = " and ".join(f"{option} {path}" for option, path in files)
+        wanted = "a PEM certificate chain and its private key" + ("" if args.tls_key else " (or pass --tls-key)")
+        raise ValueError(f"{named}: not {wanted}: {exc.reason or exc}") from exc
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -204,7 +222,7 @@ def create_server(
         subprotocols=args.subprotocol,
         compression=args.compression,
         max_message_size=args.max_message_size,
-        http_handler=http_handler,
+        http_handler=page_handler(args.origin or None, secure=ssl_context is not None),
         reuse_port=reuse_port,
     )
     feed = Feed(server, rate=args.rate, size=args.size) if handler.feed else None
