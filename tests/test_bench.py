@@ -134,6 +134,16 @@ def test_human_output_and_progress(server: Server, capsys: pytest.CaptureFixture
     assert status == 0
     assert "messages/s" in captured.out and "p99 ms" in captured.out and "gen CPU" in captured.out
     assert "msg/s" in captured.err  # the progress line
+    assert "\r" not in captured.err  # not a terminal: plain lines
+
+
+def test_progress_is_rewritten_in_place_on_a_terminal(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert run_bench([url(server), "--duration", "1.2", "-c", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("\r") and "msg/s" in err and err.endswith("\n")
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -185,6 +185,8 @@ class _Generator:
         self.received = 0
         self.sent = 0
         self.stopping = False
+        #: Whether the progress line is rewritten in place (stderr is a terminal).
+        self.progress_in_place = sys.stderr.isatty()
         self.ssl_context: ssl.SSLContext | None = None
         if self.handshake_template.secure:
             self.ssl_context = ssl.create_default_context()
@@ -540,8 +542,8 @@ class _Generator:
         if counting and received > count:
             end_received = count
         self.stopping = True
-        if progress:
-            sys.stderr.write("\n")
+        if progress and self.progress_in_place:
+            sys.stderr.write("\n")  # end the line rewritten in place
             sys.stderr.flush()
         self.close_all()
 
@@ -595,10 +597,11 @@ class _Generator:
         open_conns = sum(1 for c in self.conns.values() if c.open)
         phase = "" if measuring else "  (warm-up)"
         line = (
-            f"\r{elapsed:6.1f} s  {received:>12,} msgs  {rate:>11,.0f} msg/s  "
-            f"conns {open_conns}/{self.o.connections}  errors {self.errors}{phase}   "
+            f"{elapsed:6.1f} s  {received:>12,} msgs  {rate:>11,.0f} msg/s  "
+            f"conns {open_conns}/{self.o.connections}  errors {self.errors}{phase}"
         )
-        sys.stderr.write(line)
+        # On a terminal one line is rewritten in place; in a file or a pipe, one line per second.
+        sys.stderr.write(f"\r{line}   " if self.progress_in_place else f"{line}\n")
         sys.stderr.flush()
 
     def close_all(self) -> None:
