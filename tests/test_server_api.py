@@ -101,3 +101,18 @@ def test_require_origin_refuses_a_client_that_sends_none() -> None:
         with pytest.raises(wsfast.InvalidHandshake) as refused:
             wsfast.connect(server.url)
         assert refused.value.status == 403
+
+
+IN_A_THREAD = """
+import logging, wsfast
+server = wsfast.Server(port=0)
+thread = server.start()
+server.shutdown()
+thread.join(10)
+print(logging.getLogger().hasHandlers())
+"""
+
+
+def test_serve_forever_in_a_thread_leaves_logging_to_the_program() -> None:
+    run = subprocess.run([sys.executable, "-c", IN_A_THREAD], capture_output=True, text=True, timeout=TIMEOUT)
+    assert (run.returncode, run.stdout.strip(), run.stderr) == (0, "False", "")

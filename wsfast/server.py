@@ -553,11 +553,13 @@ class Server:
         """Serve until :meth:`shutdown` (or SIGINT/SIGTERM in the main thread).
 
         Logs (``wsfast.server``, INFO) a line when it starts listening and
-        one when it stops. When the program has configured no logging, it
-        calls ``logging.basicConfig(level=logging.INFO)`` first, so that a
-        script sees these lines and the warnings.
+        one when it stops. Run in the main thread of a program that has
+        configured no logging (a script), it calls
+        ``logging.basicConfig(level=logging.INFO)`` first, so that these
+        lines and the warnings are seen; a program that serves from a thread
+        of its own (:meth:`start`) keeps its logging as it set it.
         """
-        if not logging.getLogger().hasHandlers():
+        if threading.current_thread() is threading.main_thread() and not logging.getLogger().hasHandlers():
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         restore = self._install_signal_handlers()
         logger.info("listening on %s", self.url)
