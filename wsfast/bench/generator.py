@@ -5,7 +5,6 @@ from __future__ import annotations
 import array
 import itertools
 import os
-import select
 import selectors
 import socket
 import ssl
@@ -13,6 +12,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
@@ -20,6 +20,7 @@ from ..exceptions import InvalidHandshake, ProtocolError
 from ..frames import Opcode
 from ..handshake import ClientHandshake, ResponseParser
 from ..kernels import FrameParser, build_frame
+from ..loop import Poller
 from .options import BenchOptions
 from .stats import BenchResult, cpu_busy_seconds, machine_info, percentiles, process_cpu_seconds
 
@@ -31,6 +32,7 @@ POOL = 256
 MAX_BATCH = 1024
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _CLOSE_WAIT = 1.0  # seconds given to the servers to answer our close frames
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 class BenchError(Exception):
@@ -81,6 +83,10 @@ class _Conn:
         self.tls = isinstance(sock, ssl.SSLSocket)
         self.early: list[Any] = []
 
+    def fileno(self) -> int:
+        """The socket's descriptor, for the poller."""
+        return self.fd
+
 
 def _masked_pool(opcode: int, payload: bytes, count: int) -> tuple[bytes, int]:
     """``count`` frames of ``payload``, each with its own random mask key, end to end."""
@@ -90,56 +96,6 @@ def _masked_pool(opcode: int, payload: bytes, count: int) -> tuple[bytes, int]:
 
 def _control_frame(opcode: int, payload: bytes) -> bytes:
     return build_frame(opcode, payload, mask_key=os.urandom(4))
-
-
-class _Poller:
-    """epoll where there is one (Linux), else the best ``selectors`` offers."""
-
-    def __init__(self) -> None:
-        self.poll: Callable[[float], list[tuple[int, int]]]
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            self.READ = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
-            self.WRITE = select.EPOLLOUT
-            self._read_only = select.EPOLLIN
-            self.poll = self._epoll.poll
-            self._selector: selectors.BaseSelector | None = None
-        else:  # pragma: no cover - exercised on macOS and Windows only
-            self._selector = selectors.DefaultSelector()
-            self.READ = selectors.EVENT_READ
-            self.WRITE = selectors.EVENT_WRITE
-            self._read_only = selectors.EVENT_READ
-            select_ = self._selector.select
-            self.poll = lambda timeout: [(key.fd, events) for key, events in select_(timeout)]
-
-    def register(self, fd: int, write: bool = False) -> None:
-        events = self._read_only | (self.WRITE if write else 0)
-        if self._selector is None:
-            self._epoll.register(fd, events)
-        else:  # pragma: no cover
-            self._selector.register(fd, events)
-
-    def modify(self, fd: int, write: bool) -> None:
-        events = self._read_only | (self.WRITE if write else 0)
-        if self._selector is None:
-            self._epoll.modify(fd, events)
-        else:  # pragma: no cover
-            self._selector.modify(fd, events)
-
-    def unregister(self, fd: int) -> None:
-        try:
-            if self._selector is None:
-                self._epoll.unregister(fd)
-            else:  # pragma: no cover
-                self._selector.unregister(fd)
-        except (KeyError, ValueError, OSError):
-            pass
-
-    def close(self) -> None:
-        if self._selector is None:
-            self._epoll.close()
-        else:  # pragma: no cover
-            self._selector.close()
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -159,12 +115,27 @@ def _raise_fd_limit(wanted: int) -> None:
 # --- the generator ----------------------------------------------------------------------------
 
 
+@dataclass
+class _Window:
+    """The counters when the measured window opened (``start``, ``perf_counter_ns()``)."""
+
+    start: int
+    received: int = 0
+    bytes: int = 0
+    sent: int = 0
+    cpu: float = 0.0
+    server_cpu: float | None = None
+    busy: list[float] | None = None
+
+
 class _Generator:
+    """One run of the load generator: its connections, its loop, its counters."""
+
     def __init__(self, options: BenchOptions) -> None:
         self.o = options
         self.handshake_template = ClientHandshake(options.url)  # validates the URL
-        self.poller = _Poller()
-        self.conns: dict[int, _Conn] = {}
+        self.poller = Poller()
+        self.conns: list[_Conn] = []
         self.open_count = 0
         self.errors = 0
         self.error_samples: list[str] = []
@@ -181,10 +152,26 @@ class _Generator:
         self.ring_view = memoryview(self.ring)
         self.max_batch = min(options.depth, MAX_BATCH)
         self.latencies: array.array[int] = array.array("q")
+        #: Payload bytes and messages received, messages sent, since the start.
         self.bytes = 0
         self.received = 0
         self.sent = 0
         self.stopping = False
+        #: What handles a connection's readiness: the mode's, then closing's.
+        self.on_ready: Callable[[_Conn, int], None] = self.on_feed if options.mode == "feed" else self.on_replies
+        #: The receive buffer of every connection.
+        self.buffer = bytearray(1 << 20)
+        self.view = memoryview(self.buffer)
+        #: ``--rate``: nanoseconds between two messages of a connection (0: as fast as replies come).
+        self.rate_ns = 1e9 / options.rate if options.rate else 0.0
+        self.t0 = 0  # perf_counter_ns() at the start
+        self.t_recv = 0  # perf_counter_ns() when the last poll() returned
+        self.t_wall = 0  # time.time_ns() then, with --timestamped
+        self.last_activity = 0
+        self.next_tick = 0
+        self.measuring = False
+        self.window = _Window(start=0)
+        self.window_end: int | None = None
         #: Whether the progress line is rewritten in place (stderr is a terminal).
         self.progress_in_place = sys.stderr.isatty()
         self.ssl_context: ssl.SSLContext | None = None
@@ -216,9 +203,9 @@ class _Generator:
             except (OSError, InvalidHandshake, ProtocolError, ValueError) as exc:
                 self.error(f"connection {index}: {type(exc).__name__}: {exc}")
                 continue
-            self.conns[conn.fd] = conn
+            self.conns.append(conn)
             self.open_count += 1
-            self.poller.register(conn.fd)
+            self.poller.register(conn, _READ, self.on_ready)
             for frame in conn.early:
                 if frame.opcode == Opcode.PING:
                     self.write(conn, _control_frame(Opcode.PONG, frame.payload))
@@ -269,7 +256,7 @@ class _Generator:
             return
         if n < len(data):
             conn.pending += data[n:]
-            self.poller.modify(conn.fd, True)
+            self.poller.modify(conn, _READ | _WRITE, self.on_ready)
 
     def flush(self, conn: _Conn) -> None:
         pending = conn.pending
@@ -282,7 +269,7 @@ class _Generator:
             return
         del pending[:n]
         if not pending:
-            self.poller.modify(conn.fd, False)
+            self.poller.modify(conn, _READ, self.on_ready)
 
     def send_messages(self, conn: _Conn, k: int) -> None:
         """Send the next ``k`` messages of the pool on ``conn`` in one write."""
@@ -318,7 +305,10 @@ class _Generator:
             return
         conn.open = False
         self.open_count -= 1
-        self.poller.unregister(conn.fd)
+        try:
+            self.poller.unregister(conn)
+        except (KeyError, ValueError, OSError):
+            pass
         try:
             conn.sock.close()
         except OSError:
@@ -342,221 +332,247 @@ class _Generator:
     # --- the loop -------------------------------------------------------------------------------
 
     def run(self) -> BenchResult:
+        """Open the connections, run the traffic until the end of the window, measure."""
         o = self.o
         self.open_all()
-        conns = self.conns
-        feed = o.mode == "feed"
         counting = o.count is not None
-        count = o.count if o.count is not None else 0
-        duration_ns = int((o.duration or 0.0) * 1e9)
+        self.t0 = t0 = time.perf_counter_ns()
         warmup_ns = int(o.warmup * 1e9) if not counting else 0
-        timeout_ns = int(o.timeout * 1e9)
-
-        perf = time.perf_counter_ns
-        wall = time.time_ns
-        poll = self.poller.poll
-        READ = self.poller.READ
-        WRITE = self.poller.WRITE
-        buffer = bytearray(1 << 20)
-        view = memoryview(buffer)
-        latencies = self.latencies
-        record = latencies.append
-        from_bytes = int.from_bytes
-        timestamped = o.timestamped
-        rate = o.rate
-        depth = o.depth
-        trigger = feed and o.trigger is not None
-        trigger_every = o.trigger_every
-        progress = o.progress
-
-        t0 = perf()
-        window_start = t0 + warmup_ns
-        window_end = window_start + duration_ns if not counting else None
-        measuring = warmup_ns == 0
-        cpu0 = time.process_time()
-        server_cpu0 = self.server_cpu()
-        busy0 = cpu_busy_seconds()
-        start_received = 0
-        start_bytes = 0
-        start_sent = 0
-        last_activity = t0
+        self.window = self.snapshot(t0 + warmup_ns)
+        self.measuring = warmup_ns == 0
+        self.window_end = None if counting else self.window.start + int((o.duration or 0.0) * 1e9)
+        self.last_activity = t0
+        self.next_tick = t0
+        self.start_traffic()
+        interrupted = False
         next_progress = t0 + 1_000_000_000
         last_progress = (t0, 0)
-        rate_ns = 1e9 / rate if rate else 0.0
-        tick_ns = int(min(max(rate_ns, 1e5), 1e6)) if rate else 0
-        next_tick = t0
-
-        # Start: fill every connection's window (or fire the triggers).
-        if feed:
-            if trigger:
-                first = min(conns.values(), key=lambda c: c.index)
-                for _ in range(depth):
-                    self.send_trigger(first)
-        elif not rate:
-            for conn in list(conns.values()):
-                k = depth if not counting else min(depth, conn.quota)
-                if k:
-                    self.send_messages(conn, k)
-
-        received = 0
-        nbytes = 0
-        interrupted = False
+        poll = self.poller.poll
+        perf = time.perf_counter_ns
         try:
             while True:
                 now = perf()
-                # -- timers: window, deadline, rate ticks, progress
-                if not measuring and now >= window_start:
-                    measuring = True
-                    start_received, start_bytes, start_sent = received, nbytes, self.sent
-                    del latencies[:]
-                    cpu0 = time.process_time()
-                    server_cpu0 = self.server_cpu()
-                    busy0 = cpu_busy_seconds()
-                    window_start = now
-                    if window_end is not None:
-                        window_end = now + duration_ns
-                if window_end is not None and now >= window_end:
+                if not self.measuring and now >= self.window.start:
+                    self.open_window(now)
+                if self.finished(now):
                     break
-                if counting and received >= count:
-                    break
-                if not self.open_count:
-                    break
-                if counting and now - last_activity > timeout_ns:
-                    self.error(f"no message for {o.timeout:g} s: gave up")
-                    break
-                if rate and now >= next_tick:
-                    target = int((now - t0) / rate_ns) + 1
-                    for conn in conns.values():
-                        if not conn.open:
-                            continue
-                        k = min(target - conn.sent, depth - len(conn.times))
-                        if counting:
-                            k = min(k, conn.quota - conn.sent)
-                        if k > 0:
-                            self.send_messages(conn, k)
-                    next_tick = now + tick_ns
-                if progress and now >= next_progress:
-                    self.show_progress(now, t0, received, nbytes, last_progress, measuring)
-                    last_progress = (now, received)
+                if self.rate_ns and now >= self.next_tick:
+                    self.send_on_schedule(now)
+                if o.progress and now >= next_progress:
+                    self.show_progress(now, last_progress)
+                    last_progress = (now, self.received)
                     next_progress += 1_000_000_000
-                timeout = 0.1
-                if rate:
-                    timeout = max(0.0, (next_tick - now) / 1e9)
-                events = poll(timeout)
-                if not events:
+                ready = poll(max(0.0, (self.next_tick - now) / 1e9) if self.rate_ns else 0.1)
+                if not ready:
                     continue
-                t_recv = perf()
-                t_wall = wall() if timestamped else 0
-                last_activity = t_recv
-                for fd, ev in events:
-                    conn = conns[fd]
-                    if not conn.open:
-                        continue
-                    if ev & WRITE:
-                        self.flush(conn)
-                        if not conn.open:
-                            continue
-                    if not ev & READ:
-                        continue
-                    try:
-                        n = conn.sock.recv_into(buffer)
-                    except _RETRY:
-                        continue
-                    except OSError as exc:
-                        self.lost(conn, f"receive failed: {exc}")
-                        continue
-                    if not n:
-                        self.lost(conn, "the server closed the TCP connection")
-                        continue
-                    if conn.tls and conn.sock.pending():  # type: ignore[attr-defined]
-                        # Decrypted bytes the selector cannot see: take them too.
-                        extra = conn.sock.recv(conn.sock.pending())  # type: ignore[attr-defined]
-                        buffer[n : n + len(extra)] = extra
-                        n += len(extra)
-                    try:
-                        frames = conn.parser.feed(view[:n])
-                    except ProtocolError as exc:
-                        self.lost(conn, f"protocol error: {exc}")
-                        continue
-                    got = 0
-                    if feed:
-                        budget = count - received if counting else -1
-                        if budget == 0:
-                            continue  # the count was reached by another connection of this batch
-                        for frame in frames:
-                            opcode = frame.opcode
-                            if opcode > 2:
-                                self.control(conn, opcode, frame.payload)
-                                continue
-                            payload = frame.payload
-                            nbytes += len(payload)
-                            if timestamped and opcode:
-                                record(t_wall - from_bytes(payload[:8], "big"))
-                            if frame.fin:
-                                got += 1
-                                if got == budget:
-                                    break
-                        received += got
-                        if trigger and conn.index == 0 and not self.stopping:
-                            conn.since_trigger += got
-                            while conn.since_trigger >= trigger_every:
-                                conn.since_trigger -= trigger_every
-                                self.send_trigger(conn)
-                        continue
-                    times = conn.times
-                    try:
-                        for frame in frames:
-                            opcode = frame.opcode
-                            if opcode > 2:
-                                self.control(conn, opcode, frame.payload)
-                                continue
-                            nbytes += len(frame.payload)
-                            if frame.fin:
-                                got += 1
-                                record(t_recv - times.popleft())
-                    except IndexError:
-                        self.lost(conn, "the server sent a message that was not a reply")
-                        continue
-                    if got:
-                        received += got
-                        conn.received += got
-                        if rate:
-                            k = min(got, int((t_recv - t0) / rate_ns) + 1 - conn.sent)
-                        else:
-                            k = got
-                        if counting:
-                            k = min(k, conn.quota - conn.sent)
-                        if k > 0 and conn.open:
-                            self.send_messages(conn, k)
+                self.t_recv = perf()
+                self.t_wall = time.time_ns() if o.timestamped else 0
+                self.last_activity = self.t_recv
+                for conn, callback, events in ready:
+                    callback(conn, events)
         except KeyboardInterrupt:  # Ctrl-C: stop and report what was measured
             interrupted = True
-        t_end = perf()
-        cpu1 = time.process_time()
-        server_cpu1 = self.server_cpu()
-        busy1 = cpu_busy_seconds()
-        if not measuring:  # stopped during the warm-up
-            start_received = start_bytes = start_sent = 0
-            window_start = t0
-            del latencies[:]
-        end_received, end_bytes = received, nbytes
-        if counting and received > count:
-            end_received = count
+        return self.report(perf(), interrupted)
+
+    def snapshot(self, start: int) -> _Window:
+        """The counters now, for a window that opens at ``start``."""
+        return _Window(
+            start=start,
+            received=self.received,
+            bytes=self.bytes,
+            sent=self.sent,
+            cpu=time.process_time(),
+            server_cpu=self.server_cpu(),
+            busy=cpu_busy_seconds(),
+        )
+
+    def open_window(self, now: int) -> None:
+        """The warm-up is over: measure from ``now``."""
+        self.measuring = True
+        self.window = self.snapshot(now)
+        del self.latencies[:]
+        if self.window_end is not None:
+            self.window_end = now + int((self.o.duration or 0.0) * 1e9)
+
+    def finished(self, now: int) -> bool:
+        """Whether the run is over: the window ended, the count was reached, or it cannot go on."""
+        o = self.o
+        if self.window_end is not None and now >= self.window_end:
+            return True
+        if o.count is not None and self.received >= o.count:
+            return True
+        if not self.open_count:
+            return True
+        if o.count is not None and now - self.last_activity > o.timeout * 1e9:
+            self.error(f"no message for {o.timeout:g} s: gave up")
+            return True
+        return False
+
+    def start_traffic(self) -> None:
+        """Fill every connection's window, or fire the first triggers."""
+        o = self.o
+        if o.mode == "feed":
+            if o.trigger is not None:
+                first = min(self.conns, key=lambda conn: conn.index)
+                for _ in range(o.depth):
+                    self.send_trigger(first)
+        elif not self.rate_ns:
+            for conn in list(self.conns):
+                k = o.depth if o.count is None else min(o.depth, conn.quota)
+                if k:
+                    self.send_messages(conn, k)
+
+    def send_on_schedule(self, now: int) -> None:
+        """``--rate``: send what each connection is due by ``now`` (within its ``--depth``)."""
+        o = self.o
+        target = int((now - self.t0) / self.rate_ns) + 1
+        for conn in self.conns:
+            if not conn.open:
+                continue
+            k = min(target - conn.sent, o.depth - len(conn.times))
+            if o.count is not None:
+                k = min(k, conn.quota - conn.sent)
+            if k > 0:
+                self.send_messages(conn, k)
+        self.next_tick = now + int(min(max(self.rate_ns, 1e5), 1e6))
+
+    def read_frames(self, conn: _Conn, events: int) -> list[Any] | None:
+        """Write what waits, read what came and parse it; ``None`` when there is nothing to handle."""
+        if not conn.open:
+            return None
+        if events & _WRITE and conn.pending:
+            self.flush(conn)
+            if not conn.open:
+                return None
+        if not events & _READ:
+            return None
+        buffer = self.buffer
+        sock = conn.sock
+        try:
+            n = sock.recv_into(buffer)
+        except _RETRY:
+            return None
+        except OSError as exc:
+            self.lost(conn, f"receive failed: {exc}")
+            return None
+        if not n:
+            self.lost(conn, "the server closed the TCP connection")
+            return None
+        if conn.tls and sock.pending():  # type: ignore[attr-defined]
+            # Decrypted bytes the selector cannot see: take them too.
+            extra = sock.recv(sock.pending())  # type: ignore[attr-defined]
+            buffer[n : n + len(extra)] = extra
+            n += len(extra)
+        try:
+            return conn.parser.feed(self.view[:n])
+        except ProtocolError as exc:
+            self.lost(conn, f"protocol error: {exc}")
+            return None
+
+    def on_replies(self, conn: _Conn, events: int) -> None:
+        """echo, pipeline: count the replies, record their latency, send as many messages again."""
+        frames = self.read_frames(conn, events)
+        if not frames:
+            return
+        t_recv = self.t_recv
+        times = conn.times
+        record = self.latencies.append
+        nbytes = 0
+        got = 0
+        try:
+            for frame in frames:
+                opcode = frame.opcode
+                if opcode > 2:
+                    self.control(conn, opcode, frame.payload)
+                    continue
+                nbytes += len(frame.payload)
+                if frame.fin:
+                    got += 1
+                    record(t_recv - times.popleft())
+        except IndexError:
+            self.lost(conn, "the server sent a message that was not a reply")
+            return
+        finally:
+            self.bytes += nbytes
+        if not got:
+            return
+        self.received += got
+        conn.received += got
+        k = got
+        if self.rate_ns:
+            k = min(got, int((t_recv - self.t0) / self.rate_ns) + 1 - conn.sent)
+        if self.o.count is not None:
+            k = min(k, conn.quota - conn.sent)
+        if k > 0 and conn.open:
+            self.send_messages(conn, k)
+
+    def on_feed(self, conn: _Conn, events: int) -> None:
+        """feed: count the messages (up to ``--count``), their latency with ``--timestamped``, triggers."""
+        o = self.o
+        budget = o.count - self.received if o.count is not None else -1
+        frames = self.read_frames(conn, events)
+        if not frames or budget == 0:  # the count may have been reached by another connection
+            return
+        timestamped = o.timestamped
+        t_wall = self.t_wall
+        record = self.latencies.append
+        from_bytes = int.from_bytes
+        nbytes = 0
+        got = 0
+        for frame in frames:
+            opcode = frame.opcode
+            if opcode > 2:
+                self.control(conn, opcode, frame.payload)
+                continue
+            payload = frame.payload
+            nbytes += len(payload)
+            if timestamped and opcode:
+                record(t_wall - from_bytes(payload[:8], "big"))
+            if frame.fin:
+                got += 1
+                if got == budget:
+                    break
+        self.bytes += nbytes
+        self.received += got
+        if o.trigger is not None and conn.index == 0 and not self.stopping:
+            conn.since_trigger += got
+            while conn.since_trigger >= o.trigger_every:
+                conn.since_trigger -= o.trigger_every
+                self.send_trigger(conn)
+
+    # --- the end --------------------------------------------------------------------------------
+
+    def report(self, t_end: int, interrupted: bool) -> BenchResult:
+        """Close every connection and make the result of the measured window, which ends at ``t_end``."""
+        o = self.o
+        end = self.snapshot(t_end)
+        window = self.window
+        if not self.measuring:  # stopped during the warm-up
+            window = _Window(start=self.t0, cpu=window.cpu, server_cpu=window.server_cpu, busy=window.busy)
+            del self.latencies[:]
+        end_received = self.received
+        if o.count is not None and end_received > o.count:
+            end_received = o.count
         self.stopping = True
-        if progress and self.progress_in_place:
+        if o.progress and self.progress_in_place:
             sys.stderr.write("\n")  # end the line rewritten in place
             sys.stderr.flush()
         self.close_all()
 
-        seconds = max(t_end - window_start, 1) / 1e9
-        messages = end_received - start_received
-        total_bytes = end_bytes - start_bytes
-        server_cpu_s = server_cpu1 - server_cpu0 if server_cpu0 is not None and server_cpu1 is not None else None
-        scale = 1e-6  # ns -> ms
+        seconds = max(t_end - window.start, 1) / 1e9
+        messages = end_received - window.received
+        total_bytes = end.bytes - window.bytes
+        server_cpu_s = None
+        if window.server_cpu is not None and end.server_cpu is not None:
+            server_cpu_s = end.server_cpu - window.server_cpu
+        busy = None
+        if window.busy and end.busy:
+            busy = [(b - a) / seconds for a, b in zip(window.busy, end.busy, strict=True)]
         return BenchResult(
             url=o.url,
             mode=o.mode,
             connections=o.connections,
-            connected=len(conns),
+            connected=len(self.conns),
             size=o.size,
             depth=o.depth,
             text=o.text,
@@ -565,17 +581,17 @@ class _Generator:
             seconds=seconds,
             messages_per_s=messages / seconds,
             mb_per_s=total_bytes / seconds / 1e6,
-            latency_ms=percentiles(latencies, scale),
-            latency_samples=len(latencies),
+            latency_ms=percentiles(self.latencies, 1e-6),  # ns -> ms
+            latency_samples=len(self.latencies),
             errors=self.errors,
             error_samples=self.error_samples,
-            generator_cpu=(cpu1 - cpu0) / seconds,
-            sent=self.sent - start_sent,
+            generator_cpu=(end.cpu - window.cpu) / seconds,
+            sent=self.sent - window.sent,
             server_pid=o.server_pid,
             server_cpu_s=server_cpu_s,
             server_cpu=server_cpu_s / seconds if server_cpu_s is not None else None,
             server_cpu_us_per_message=server_cpu_s / messages * 1e6 if server_cpu_s is not None and messages else None,
-            cpu_busy=[(b - a) / seconds for a, b in zip(busy0, busy1, strict=True)] if busy0 and busy1 else None,
+            cpu_busy=busy,
             interrupted=interrupted,
             machine=machine_info(),
         )
@@ -588,16 +604,14 @@ class _Generator:
         except OSError:
             return None
 
-    def show_progress(
-        self, now: int, t0: int, received: int, nbytes: int, last: tuple[int, int], measuring: bool
-    ) -> None:
-        elapsed = (now - t0) / 1e9
+    def show_progress(self, now: int, last: tuple[int, int]) -> None:
+        elapsed = (now - self.t0) / 1e9
         interval = max(now - last[0], 1) / 1e9
-        rate = (received - last[1]) / interval
-        open_conns = sum(1 for c in self.conns.values() if c.open)
-        phase = "" if measuring else "  (warm-up)"
+        rate = (self.received - last[1]) / interval
+        open_conns = sum(1 for c in self.conns if c.open)
+        phase = "" if self.measuring else "  (warm-up)"
         line = (
-            f"{elapsed:6.1f} s  {received:>12,} msgs  {rate:>11,.0f} msg/s  "
+            f"{elapsed:6.1f} s  {self.received:>12,} msgs  {rate:>11,.0f} msg/s  "
             f"conns {open_conns}/{self.o.connections}  errors {self.errors}{phase}"
         )
         # On a terminal one line is rewritten in place; in a file or a pipe, one line per second.
@@ -606,46 +620,28 @@ class _Generator:
 
     def close_all(self) -> None:
         """Send a close frame on every connection and wait briefly for the answers."""
-        conns = [c for c in self.conns.values() if c.open]
+        conns = [c for c in self.conns if c.open]
+        self.on_ready = self.on_closing
         for conn in conns:
             conn.closing = True
+            self.poller.modify(conn, _READ | (_WRITE if conn.pending else 0), self.on_ready)
             self.write(conn, _control_frame(Opcode.CLOSE, (1000).to_bytes(2, "big")))
         deadline = time.monotonic() + _CLOSE_WAIT
-        buffer = bytearray(1 << 16)
         while any(c.open for c in conns):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for fd, ev in self.poller.poll(remaining):
-                conn = self.conns[fd]
-                if not conn.open:
-                    continue
-                if ev & self.poller.WRITE:
-                    self.flush(conn)
-                if not conn.open or not ev & self.poller.READ:
-                    continue
-                try:
-                    n = conn.sock.recv_into(buffer)
-                except _RETRY:
-                    continue
-                except OSError:
-                    n = 0
-                if not n:
-                    self.lost(conn, "closed")
-                    continue
-                try:
-                    frames = conn.parser.feed(memoryview(buffer)[:n])
-                except ProtocolError:
-                    frames = []
-                    self.lost(conn, "closed")
-                for frame in frames:
-                    if frame.opcode == Opcode.CLOSE:
-                        self.lost(conn, "closed")
-                        break
+            for conn, callback, events in self.poller.poll(remaining):
+                callback(conn, events)
         for conn in conns:
-            conn.closing = True
             self.lost(conn, "closed")
         self.poller.close()
+
+    def on_closing(self, conn: _Conn, events: int) -> None:
+        """While closing: the connection is done at the server's close frame, or at EOF."""
+        frames = self.read_frames(conn, events)
+        if frames and any(frame.opcode == Opcode.CLOSE for frame in frames):
+            self.lost(conn, "closed")
 
 
 def run(options: BenchOptions) -> BenchResult:
