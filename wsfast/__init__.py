@@ -99,31 +99,15 @@ __all__ = [
     "validate_utf8",
 ]
 
-# The names imported on first use, and the module each comes from.
-_LAZY = {
-    **dict.fromkeys(
-        [
-            "ClientConnection",
-            "CloseEvent",
-            "ErrorEvent",
-            "MessageEvent",
-            "Reconnect",
-            "ReconnectEvent",
-            "WebSocket",
-            "connect",
-        ],
-        ".client",
-    ),
-    "PerMessageDeflate": ".extensions",
-    "ClientHandshake": ".handshake",
-    "ServerHandshake": ".handshake",
-    "Connection": ".protocol",
-    "Role": ".protocol",
-    "State": ".protocol",
-    "Handler": ".server",
-    "Server": ".server",
-    "ServerConnection": ".server",
+# The names imported on first use, by the module each comes from.
+_LAZY_MODULES = {
+    ".client": "ClientConnection CloseEvent ErrorEvent MessageEvent Reconnect ReconnectEvent WebSocket connect",
+    ".extensions": "PerMessageDeflate",
+    ".handshake": "ClientHandshake ServerHandshake",
+    ".protocol": "Connection Role State",
+    ".server": "Handler Server ServerConnection",
 }
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names.split()}
 
 
 def __getattr__(name: str) -> Any:
