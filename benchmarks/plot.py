@@ -67,19 +67,22 @@ def plot_server_cpu(run: dict[str, Any], path: Path) -> None:
 
 
 def plot_echo_throughput(run: dict[str, Any], path: Path) -> None:
-    """Echo messages/s against connections: one line per server and message size."""
+    """Echo round trips/s against connections: a colour per server, a line style per message size."""
     echo = [result for result in run["results"] if result["scenario"].startswith("echo-")]
+    shape = {id(r): tuple(int(part) for part in r["scenario"].split("-")[1:3]) for r in echo}  # (connections, size)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    for server in _servers(echo):
-        for size in sorted({int(r["scenario"].split("-")[2]) for r in echo if r["label"] == server}):
-            points = sorted(
-                (int(r["scenario"].split("-")[1]), r["messages_per_s"])
-                for r in echo
-                if r["label"] == server and int(r["scenario"].split("-")[2]) == size
-            )
-            label = f"{server}, {size} B" if size < 1024 else f"{server}, {size // 1024} KiB"
-            axes.plot(*zip(*points, strict=True), marker="o", label=label, linestyle="-" if size < 1024 else "--")
+    for colour, server in zip(colours * 4, _servers(echo), strict=False):
+        mine = [r for r in echo if r["label"] == server]
+        for style, size in zip(("-", "--", ":"), sorted({shape[id(r)][1] for r in mine}), strict=False):
+            points = sorted((shape[id(r)][0], r["messages_per_s"]) for r in mine if shape[id(r)][1] == size)
+            size_label = f"{size} B" if size < 1024 else f"{size // 1024} KiB"
+            label = f"{server}, {size_label}"
+            axes.plot(*zip(*points, strict=True), marker="o", color=colour, linestyle=style, label=label)
+    connections = sorted({connections for connections, _ in shape.values()})
     axes.set_xscale("log")
+    axes.set_xticks(connections, [str(count) for count in connections])
+    axes.minorticks_off()
     axes.set_xlabel("connections")
     axes.set_ylabel("round trips per second: higher is better")
     axes.set_title("Echo throughput against connections", loc="left")
