@@ -18,6 +18,14 @@ A feed message is binary, ``--size`` bytes (at least 24), big-endian::
     offset 16  float64  value: a random walk (a "price")
     offset 24  zeros    padding up to --size
 
+With ``--backplane redis://host:port/db``, every node on that Redis serves
+one feed (see :mod:`wsfast.backplane.feed`): one node produces it, the
+others relay it; the sequence number is the message's offset in the feed's
+history, bytes 24-31 its epoch, and a client that connects to
+``/feed?since=EPOCH:OFFSET`` first gets every message it missed. It gets a
+text message too, JSON: ``{"node": ...}`` on connecting, then
+``{"recovered": ..., "count": ..., "reason": ...}`` when it asked for ``since``.
+
 With ``--workers N``, N processes share the port (``SO_REUSEPORT``) and
 the kernel spreads connections over them. Each worker has its own clients
 and its own feed: sequence numbers and values are per worker. ``/healthz``
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -48,6 +57,7 @@ from urllib.parse import urlsplit
 from . import bench, kernels
 from ._argtypes import integer, number, port
 from ._version import __version__
+from .backplane.feed import FeedLease, stamp_feed
 from .frames import CloseCode
 from .loop import TimerHandle
 from .page import http_handler
@@ -191,14 +201,17 @@ class DemoHandler(Handler):
         feed: subscribe clients on ``/feed`` to the ``"feed"`` topic.
     """
 
-    def __init__(self, *, echo: bool = True, feed: bool = True) -> None:
+    def __init__(self, *, echo: bool = True, feed: bool = True, node: str | None = None) -> None:
         self.echo = echo
         self.feed = feed
+        self.node = node
 
     def on_open(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
         if path == FEED_PATH:
-            if self.feed:
+            if self.feed and self.node is not None:
+                _subscribe_across_nodes(ws, self.node)
+            elif self.feed:
                 ws.subscribe(FEED_TOPIC)
             else:
                 ws.close(CloseCode.POLICY_VIOLATION, "no feed here: the server runs with --mode echo")
@@ -209,6 +222,28 @@ class DemoHandler(Handler):
         # Feed subscribers are the only clients with topics; they get no echo.
         if not ws.topics:
             ws.send(message)
+
+
+def _subscribe_across_nodes(ws: ServerConnection, node: str) -> None:
+    """The feed with a backplane: say which node this is, recover from ``?since=``."""
+    from .backplane import Position, Recovery
+
+    ws.send(json.dumps({"node": node}))
+    since = ws.request.query.get("since", [""])[-1] if ws.request is not None else ""
+    if not since:
+        ws.subscribe(FEED_TOPIC)
+        return
+    try:
+        position = Position.parse(since)
+    except ValueError as exc:
+        ws.close(CloseCode.POLICY_VIOLATION, str(exc)[:120])
+        return
+
+    def recovered(recovery: Recovery) -> None:
+        if ws.ready_state == 1:
+            ws.send(json.dumps({"recovered": recovery.recovered, "count": recovery.count, "reason": recovery.reason}))
+
+    ws.subscribe(FEED_TOPIC, since=position, on_recovery=recovered)
 
 
 # --- arguments -------------------------------------------------------------------
@@ -307,6 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept permessage-deflate when the client offers it (default: off)",
     )
     serve_parser.add_argument(
+        "--backplane",
+        metavar="URL",
+        help="share topics with every node on this Redis (redis://host:port/db): one feed for all, "
+        "produced by one node, with --history messages kept for clients that reconnect",
+    )
+    serve_parser.add_argument(
+        "--history",
+        type=integer(1),
+        default=1000,
+        metavar="N",
+        help="with --backplane: feed messages kept for reconnecting clients (default: %(default)s)",
+    )
+    serve_parser.add_argument(
         "--workers",
         type=integer(1),
         default=1,
@@ -359,7 +407,7 @@ def create_server(
     ssl_context: ssl.SSLContext | None = None,
     reuse_port: bool = False,
     port: int | None = None,
-) -> tuple[Server, Feed | None]:
+) -> tuple[Server, Feed | FeedLease | None]:
     """Build the server of ``wsfast serve`` from parsed arguments, bound and listening.
 
     Args:
@@ -369,13 +417,20 @@ def create_server(
         port: the port, instead of ``args.port``.
 
     Returns:
-        The server and its feed (``None`` with ``--mode echo``). Start the
-        feed (:meth:`Feed.start`) before serving.
+        The server and its feed (``None`` with ``--mode echo``), or with
+        ``--backplane`` the lease that runs the feed while this node holds it.
+        Start it (``start()``) before serving.
 
     Raises:
         OSError: the address cannot be listened on.
     """
-    handler = DemoHandler(echo=args.mode != "feed", feed=args.mode != "echo")
+    backplane = None
+    if args.backplane:
+        from .backplane import RedisBackplane
+
+        backplane = RedisBackplane(args.backplane)
+    node = backplane.node if backplane is not None else None
+    handler = DemoHandler(echo=args.mode != "feed", feed=args.mode != "echo", node=node)
     server = Server(
         handler,
         host=args.host,
@@ -387,8 +442,12 @@ def create_server(
         max_message_size=args.max_message_size,
         http_handler=http_handler,
         reuse_port=reuse_port,
+        backplane=backplane,
     )
     feed = Feed(server, rate=args.rate, size=args.size) if handler.feed else None
+    if feed is not None and backplane is not None:
+        server.enable_history(FEED_TOPIC, args.history, ttl=3600.0, stamp=stamp_feed)
+        return server, FeedLease(backplane, server.loop, feed)
     return server, feed
 
 
