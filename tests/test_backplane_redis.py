@@ -20,6 +20,7 @@ from tests.components import Redis, redis_server
 from tests.servers import Recorder, in_loop, running_server, url, wait_until
 from tests.timeouts import TIMEOUT
 from wsfast.backplane import Position, Recovery, RedisBackplane
+from wsfast.backplane import redis as backplane_redis
 from wsfast.server import Server, ServerConnection
 
 
@@ -68,7 +69,7 @@ def numsub(redis: Redis, topic: str) -> int:
 
 
 def offsets(client: Any, count: int) -> list[int]:
-    return [struct.unpack_from(">Q", client.recv())[0] for _ in range(count)]
+    return [struct.unpack_from(">Q", client.recv(timeout=TIMEOUT))[0] for _ in range(count)]
 
 
 def test_a_publish_on_one_node_reaches_the_subscribers_of_every_node(redis: Redis) -> None:
@@ -79,7 +80,7 @@ def test_a_publish_on_one_node_reaches_the_subscribers_of_every_node(redis: Redi
         c.publish("news", b"\x00binary")
         for client in clients:
             # Order is kept per publisher only: these two come from two nodes.
-            assert {client.recv(), client.recv()} == {"hello", b"\x00binary"}
+            assert {client.recv(timeout=TIMEOUT), client.recv(timeout=TIMEOUT)} == {"hello", b"\x00binary"}
             client.close()
 
 
@@ -92,7 +93,7 @@ def test_a_node_is_subscribed_on_redis_only_while_it_has_local_subscribers(redis
         in_loop(a.server, ws1.unsubscribe, "news")
         first.close()
         b.publish("news", "still one")
-        assert second.recv() == "still one"
+        assert second.recv(timeout=TIMEOUT) == "still one"
         assert numsub(redis, "news") == 1
         second.close()  # the last local subscriber goes: so does the subscription
         assert wait_until(lambda: numsub(redis, "news") == 0)
@@ -175,7 +176,7 @@ def test_while_redis_is_down_local_delivery_goes_on_and_the_outbox_is_bounded(
         assert wait_until(lambda: not backplane._commands_ready)
         for index in range(100):
             a.publish("news", b"%03d" % index + bytes(97))
-        assert [local.recv()[:3] for _ in range(100)] == [b"%03d" % i for i in range(100)]
+        assert [local.recv(timeout=TIMEOUT)[:3] for _ in range(100)] == [b"%03d" % i for i in range(100)]
         assert backplane._outbox_bytes <= 2000
         assert backplane.dropped > 80
         assert "outbox full" in caplog.text and "connection to" in caplog.text and "lost" in caplog.text
@@ -183,25 +184,30 @@ def test_while_redis_is_down_local_delivery_goes_on_and_the_outbox_is_bounded(
         redis.start()  # a new, empty redis-server on the same port: the nodes come back by themselves
         assert wait_until(lambda: numsub(redis, "news") == 2)
         a.publish("news", "after")
-        received = remote.recv()
+        received = remote.recv(timeout=TIMEOUT)
         # What the outbox kept goes first, in order, then the new message.
         while received != "after":
             assert received[:3] >= b"080"
-            received = remote.recv()
+            received = remote.recv(timeout=TIMEOUT)
         assert "resubscribed to 1 topics" in caplog.text and "back after" in caplog.text
         for client in (local, remote):
             client.close()
 
 
-def test_after_its_subscriber_connection_drops_a_node_fills_the_gap_from_history(redis: Redis) -> None:
+def test_after_its_subscriber_connection_drops_a_node_fills_the_gap_from_history(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backplane_redis, "_FIRST_DELAY", 1.0)  # a gap of 0.5 to 1 s
     with nodes(redis.url, 2, history={"feed": 10_000}) as (a, b):
         client, _ = a.client("feed")
         assert wait_until(lambda: numsub(redis, "feed") == 1)
         b.publish("feed", b"first")
         assert offsets(client, 1) == [1]
         redis.client().client_kill_filter(_type="pubsub")  # type: ignore[attr-defined]
+        assert wait_until(lambda: not a.server.backplane._pubsub_ready)  # type: ignore[union-attr]
         for _ in range(300):
-            b.server.publish("feed", b"during")
+            b.publish("feed", b"during")  # node A is not subscribed meanwhile
+        assert numsub(redis, "feed") == 0
         assert offsets(client, 300) == list(range(2, 302))
         client.close()
 

@@ -8,6 +8,7 @@ import pytest
 
 import wsfast
 from tests.servers import Recorder, in_loop, running_server, url, wait_until
+from tests.timeouts import TIMEOUT
 from wsfast.backplane import HistoryOptions, Message, Position, Recovery
 from wsfast.backplane.memory import MemoryBackplane, replay_after
 from wsfast.server import Server, ServerConnection
@@ -88,13 +89,13 @@ def test_a_client_that_comes_back_gets_what_it_missed_then_live() -> None:
         first, _ = subscribed(recorder, server, "t")
         for index in range(5):
             in_loop(server, server.publish, "t", f"m{index}")
-        assert [first.recv() for _ in range(5)] == [f"m{index}" for index in range(5)]  # type: ignore[attr-defined]
+        assert [first.recv(timeout=TIMEOUT) for _ in range(5)] == [f"m{index}" for index in range(5)]  # type: ignore[attr-defined]
         position = in_loop(server, lambda: server._relay._orders["t"].last)
         recoveries: list[Recovery] = []
         since = Position(position.epoch, 2)
         second, _ = subscribed(recorder, server, "t", since=since, on_recovery=recoveries.append)
         in_loop(server, server.publish, "t", "live")
-        assert [second.recv() for _ in range(4)] == ["m2", "m3", "m4", "live"]  # type: ignore[attr-defined]
+        assert [second.recv(timeout=TIMEOUT) for _ in range(4)] == ["m2", "m3", "m4", "live"]  # type: ignore[attr-defined]
         assert recoveries == [Recovery("t", since, True, 3)]
         for client in (first, second):
             client.close()  # type: ignore[attr-defined]
@@ -112,7 +113,7 @@ def test_recovery_says_plainly_when_it_is_impossible() -> None:
         assert wait_until(lambda: bool(recoveries))
         assert not recoveries[0].recovered and "fell out of the history window (4..5 kept)" in recoveries[0].reason
         in_loop(server, server.publish, "t", "live")
-        assert client.recv() == "live"  # type: ignore[attr-defined]  # subscribed all the same
+        assert client.recv(timeout=TIMEOUT) == "live"  # type: ignore[attr-defined]  # subscribed all the same
         client.close()  # type: ignore[attr-defined]
 
 
@@ -123,7 +124,7 @@ def test_a_stamp_tells_clients_each_position() -> None:
         client, _ = subscribed(recorder, server, "t")
         in_loop(server, server.publish, "t", "a")
         in_loop(server, server.publish, "t", "b")
-        assert [client.recv(), client.recv()] == ["1 a", "2 b"]  # type: ignore[attr-defined]
+        assert [client.recv(timeout=TIMEOUT), client.recv(timeout=TIMEOUT)] == ["1 a", "2 b"]  # type: ignore[attr-defined]
         client.close()  # type: ignore[attr-defined]
 
 
