@@ -221,3 +221,11 @@ def test_a_bad_url_is_refused_naming_it() -> None:
         RedisBackplane("redis://127.0.0.1:1/zero")
     with pytest.raises(ValueError, match="unsupported backplane URL 'nats://x'"):
         wsfast.Server(port=0, backplane="nats://x")
+
+
+def test_wsfast_serve_refuses_a_bad_backplane_url_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsfast.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--backplane", "http://x"])
+    assert "argument --backplane: a Redis backplane URL starts with redis://, not 'http://x'" in capsys.readouterr().err

@@ -256,6 +256,16 @@ def _feed_size(text: str) -> int:
     return value
 
 
+def _redis_url(text: str) -> str:
+    from .backplane.redis import RedisURL
+
+    try:
+        RedisURL.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _subprotocol(text: str) -> str:
     if not _TOKEN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid subprotocol name (an HTTP token)")
@@ -343,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.add_argument(
         "--backplane",
+        type=_redis_url,
         metavar="URL",
         help="share topics with every node on this Redis (redis://host:port/db): one feed for all, "
         "produced by one node, with --history messages kept for clients that reconnect",

@@ -26,6 +26,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -36,12 +37,13 @@ from .memory import replay_after
 if TYPE_CHECKING:
     from ..loop import Loop, Stream
 
-__all__ = ["PUBLISH_SCRIPT", "REPLAY_SCRIPT", "RedisBackplane"]
+__all__ = ["PUBLISH_SCRIPT", "REPLAY_SCRIPT", "RedisBackplane", "RedisURL"]
 
 logger = logging.getLogger("wsfast.backplane")
 
 #: Assign the next offset, keep the message, publish it: atomically.
-#: KEYS: epoch, offset, history. ARGV: channel, kind, payload, size, ttl in ms (0: none).
+#: KEYS: epoch, offset, history. ARGV: channel, kind, size, ttl in ms (0: none), payload
+#: (last, so that the rest of the command is built once per topic).
 PUBLISH_SCRIPT = b"""
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -51,14 +53,14 @@ if not epoch then
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 local offset = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[2] .. ARGV[3])
-local ttl = tonumber(ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], offset .. '-0', 'd', ARGV[2] .. ARGV[5])
+local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
-redis.call('PUBLISH', ARGV[1], 'H' .. ARGV[2] .. epoch .. ':' .. offset .. ':' .. ARGV[3])
+redis.call('PUBLISH', ARGV[1], 'H' .. ARGV[2] .. epoch .. ':' .. offset .. ':' .. ARGV[5])
 return offset
 """
 
@@ -79,6 +81,40 @@ _KINDS = {True: b"t", False: b"b"}
 # randomised down to half of it (jitter) so that nodes do not retry in step.
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisURL:
+    """What a ``redis://`` URL says: where, which database, which credentials."""
+
+    host: str
+    port: int
+    db: int
+    auth: list[str]
+    outbox_limit: int
+
+    @classmethod
+    def parse(cls, url: str) -> RedisURL:
+        """Parse ``redis://[[user]:password@]host[:port][/db][?outbox_limit=BYTES]``.
+
+        Raises:
+            ValueError: it is not such a URL.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "redis":
+            raise ValueError(f"a Redis backplane URL starts with redis://, not {url!r}")
+        try:
+            port = parts.port or 6379
+            db = int(parts.path.strip("/") or 0)
+            query = parse_qs(parts.query, strict_parsing=bool(parts.query))
+            unknown = set(query) - {"outbox_limit"}
+            if unknown:
+                raise ValueError(f"unknown option {sorted(unknown)[0]!r}")
+            outbox_limit = int(query.get("outbox_limit", [8 << 20])[-1])
+        except ValueError as exc:
+            raise ValueError(f"invalid Redis backplane URL {url!r}: {exc}") from None
+        auth = [unquote(p) for p in (parts.username, parts.password) if p] if parts.password else []
+        return cls(parts.hostname or "127.0.0.1", port, db, auth, outbox_limit)
 
 
 def _keys(topic: str) -> tuple[str, str, str]:
@@ -139,9 +175,9 @@ class _Link:
         self.stream = Stream(self.loop, sock, on_data=self._on_data, on_close=self._on_close, on_drain=self.on_drain)
         self.on_open()
 
-    def send(self, buffers: list[bytes]) -> None:
+    def send(self, buffers: list[bytes], size: int = -1) -> None:
         assert self.stream is not None
-        self.stream.write(buffers)
+        self.stream.write(buffers, size=size)
 
     def close(self) -> None:
         if self._connecting is not None:
@@ -188,29 +224,17 @@ class RedisBackplane:
     """
 
     def __init__(self, url: str, *, outbox_limit: int | None = None, node: str = "") -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "redis":
-            raise ValueError(f"a Redis backplane URL starts with redis://, not {url!r}")
-        try:
-            port = parts.port or 6379
-            db = int(parts.path.strip("/") or 0)
-            query = parse_qs(parts.query, strict_parsing=bool(parts.query))
-            unknown = set(query) - {"outbox_limit"}
-            if unknown:
-                raise ValueError(f"unknown option {sorted(unknown)[0]!r}")
-            if outbox_limit is None:
-                outbox_limit = int(query.get("outbox_limit", [8 << 20])[-1])
-        except ValueError as exc:
-            raise ValueError(f"invalid Redis backplane URL {url!r}: {exc}") from None
+        where = RedisURL.parse(url)
+        if outbox_limit is None:
+            outbox_limit = where.outbox_limit
         if outbox_limit < 0:
             raise ValueError(f"outbox_limit must be >= 0 bytes, not {outbox_limit}")
-        host = parts.hostname or "127.0.0.1"
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, _, _, _, address = socket.getaddrinfo(where.host, where.port, type=socket.SOCK_STREAM)[0]
         self.url = url
         self.node = node or f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.outbox_limit = outbox_limit
-        self._db = db
-        self._auth = [unquote(p) for p in (parts.username, parts.password) if p] if parts.password else []
+        self._db = where.db
+        self._auth = where.auth
         self._address = address
         self._family = family
         self._loop: Loop | None = None
@@ -223,6 +247,7 @@ class RedisBackplane:
         self._commands_ready = False
         self._outbox: collections.deque[tuple[list[bytes], int]] = collections.deque()
         self._outbox_bytes = 0
+        self._heads: dict[tuple[str, bool, HistoryOptions | None], tuple[bytes, bytes]] = {}
         self._replies: collections.deque[Callable[[Any], None] | None] = collections.deque()
         # The subscriber connection.
         self._pubsub: _Link | None = None
@@ -265,19 +290,18 @@ class RedisBackplane:
             self._pubsub.send(resp.encode("UNSUBSCRIBE", _CHANNEL_PREFIX + topic))
 
     def publish(self, message: Message, history: HistoryOptions | None) -> None:
-        kind = _KINDS[message.text]
-        channel = _CHANNEL_PREFIX + message.topic
-        if history is None:
-            command = resp.encode("PUBLISH", channel, b"L" + kind + self.node.encode() + b" " + message.payload)
-        else:
-            ttl = 0 if history.ttl is None else max(1, round(history.ttl * 1000))
-            command = resp.encode(
-                "EVALSHA", _PUBLISH_SHA, 3, *_keys(message.topic), channel, kind, message.payload, history.size, ttl
-            )
-        size = sum(len(buffer) for buffer in command)
+        key = (message.topic, message.text, history)
+        head = self._heads.get(key)
+        if head is None:
+            head = self._heads[key] = self._command_head(*key)
+        payload = message.payload
+        start, prefix = head
+        # The command without a copy of the payload: its head is built once per topic.
+        command = [start, b"$%d\r\n%s" % (len(prefix) + len(payload), prefix), payload, b"\r\n"]
+        size = len(start) + len(command[1]) + len(payload) + 2
         link = self._commands
         if self._commands_ready and link is not None and not self._outbox and link.queued <= self.outbox_limit:
-            link.send(command)
+            link.send(command, size)
             self._replies.append(self._published)
             return
         self._outbox.append((command, size))
@@ -290,6 +314,21 @@ class RedisBackplane:
                 logger.warning(
                     "redis backplane outbox full (%d bytes): %d publishes dropped", self.outbox_limit, self.dropped
                 )
+
+    def _command_head(self, topic: str, text: bool, history: HistoryOptions | None) -> tuple[bytes, bytes]:
+        """The start of a publish to ``topic``: every argument but the last, and
+        what starts the last one before the payload."""
+        kind = _KINDS[text]
+        channel = _CHANNEL_PREFIX + topic
+        if history is None:
+            arguments: list[str | bytes | int] = ["PUBLISH", channel]
+            prefix = b"L" + kind + self.node.encode() + b" "
+        else:
+            ttl = 0 if history.ttl is None else max(1, round(history.ttl * 1000))
+            arguments = ["EVALSHA", _PUBLISH_SHA, 3, *_keys(topic), channel, kind, history.size, ttl]
+            prefix = b""
+        encoded = resp.encode(*arguments)
+        return b"*%d\r\n" % (len(arguments) + 1) + b"".join(encoded[1:]), prefix
 
     def replay(self, topic: str, since: Position, callback: Callable[[Replay], None]) -> None:
         link = self._commands
@@ -459,7 +498,7 @@ class RedisBackplane:
         while outbox and link.queued <= self.outbox_limit:
             command, size = outbox.popleft()
             self._outbox_bytes -= size
-            link.send(command)
+            link.send(command, size)
             self._replies.append(self._published)
 
     # --- replies ---------------------------------------------------------------------
