@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import wsfast
-from tests.components import Node, Redis, nginx, redis_server, wsfast_node
+from tests.components import EXAMPLES, Node, Redis, nginx, redis_server, wsfast_node
 from tests.servers import wait_until
 from tests.test_page_chromium import chromium  # noqa: F401 - the fixture
 from tests.timeouts import TIMEOUT
@@ -201,3 +201,9 @@ def test_the_page_shows_its_node_and_recovers_without_a_gap_when_its_node_dies(
         )
         assert page.inner_text("#feed-missed") == "0"  # no gap in the sequence numbers
         page.close()
+
+
+def test_readme_shows_the_deployment_files_these_tests_use() -> None:
+    readme = (EXAMPLES.parent.parent / "README.md").read_text()
+    for name in ("redis.sh", "nginx.conf", "wsfast@.service"):
+        assert (EXAMPLES / name).read_text() in readme, f"README's copy of examples/scaling-out/{name} is stale"

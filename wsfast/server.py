@@ -485,9 +485,9 @@ class Server:
         subscribers, framing it once.
 
         Returns:
-            The number of local clients the message was queued for (0 when
-            called from another thread, or for a topic with history on a
-            backplane: it is delivered once the backplane kept it).
+            The number of local clients the message was queued for; 0 when
+            called from another thread, and for a topic with history (it is
+            delivered once its history keeps it).
         """
         if not self.loop.in_loop_thread():
             self.loop.call_soon_threadsafe(self.publish, topic, data)

@@ -99,8 +99,8 @@ class Relay:
         """Publish ``data`` (``str``, or bytes-like) to ``topic`` on every node.
 
         Returns:
-            The local clients it was queued for: 0 for a topic with history
-            on a backplane, which delivers it (here too) once it is kept.
+            The local clients it was queued for; 0 for a topic with history,
+            delivered (here too) once its history keeps it.
         """
         text = type(data) is str
         message = Message(topic, text, data.encode("utf-8") if text else bytes(data), origin=self.backplane.node)
