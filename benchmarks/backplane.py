@@ -99,6 +99,7 @@ def run_subscriber(url: str, count: int) -> None:
     print("ready", flush=True)
     latencies: list[int] = []
     first_stamp = last_receipt = 0
+    cpu = 0.0
     with contextlib.suppress(TimeoutError):
         while len(latencies) < count:
             message = connection.recv(timeout=5.0)
@@ -106,10 +107,13 @@ def run_subscriber(url: str, count: int) -> None:
             sequence, stamp = STAMP.unpack_from(message)
             if not latencies:
                 first_stamp = stamp
+                cpu = time.process_time()
             latencies.append(now - stamp)
             last_receipt = now
+    cpu = time.process_time() - cpu
     connection.close()
-    print(json.dumps({"received": len(latencies), "first_stamp": first_stamp, "last": last_receipt, "ns": latencies}))
+    result = {"received": len(latencies), "first_stamp": first_stamp, "last": last_receipt, "cpu": cpu}
+    print(json.dumps({**result, "ns": latencies}))
 
 
 # --- the controller ----------------------------------------------------------------
@@ -148,7 +152,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A redis-server on a free port, without persistence: yields its URL and PID."""
     program = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -176,7 +181,7 @@ def redis_server() -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not start")
                 time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0?pid={process.pid}"
+            yield f"redis://127.0.0.1:{port}/0", process.pid
         finally:
             stop(process)
 
@@ -193,14 +198,16 @@ def subscribed_on_redis(redis_url: str, nodes: int) -> bool:
     return False
 
 
-def run_setup(nodes: int, redis: str, count: int, rate: float, size: int) -> tuple[list[dict[str, Any]], list[float]]:
+def run_setup(
+    nodes: int, redis: tuple[str, int] | None, count: int, rate: float, size: int
+) -> tuple[list[dict[str, Any]], list[float]]:
     """One publish run: ``nodes`` nodes, one subscriber each.
 
     Returns:
         Each subscriber's JSON, and the CPU seconds spent during the run by
         each node and (last) by redis-server.
     """
-    redis_url, _, redis_pid = redis.partition("?pid=")
+    redis_url, redis_pid = redis if redis is not None else ("", 0)
     ports = [free_port() for _ in range(nodes)]
     servers = [spawn("node", str(port), redis_url) for port in ports]
     subscribers: list[subprocess.Popen[str]] = []
@@ -210,7 +217,7 @@ def run_setup(nodes: int, redis: str, count: int, rate: float, size: int) -> tup
             raise RuntimeError("the nodes did not subscribe on Redis")
         time.sleep(0.2)
         control = wsfast.connect(f"ws://127.0.0.1:{ports[0]}/control")
-        pids = [server.pid for server in servers] + ([int(redis_pid)] if redis_pid else [])
+        pids = [server.pid for server in servers] + ([redis_pid] if redis_pid else [])
         cpu_before = [cpu_seconds(pid) for pid in pids]
         control.send(f"publish {count} {rate} {size}")
         results = []
@@ -230,16 +237,17 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-def measure(label: str, nodes: int, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
+def measure(label: str, nodes: int, redis: tuple[str, int] | None, args: argparse.Namespace) -> dict[str, Any]:
     """The best of ``args.repeat`` flood runs, then one paced run."""
     best: dict[str, Any] = {"msg/s": 0.0}
     for _ in range(args.repeat):
-        flood, cpu = run_setup(nodes, redis_url, args.messages, 0.0, args.size)
+        flood, cpu = run_setup(nodes, redis, args.messages, 0.0, args.size)
         slowest = min(r["received"] / max(1e-9, (r["last"] - r["first_stamp"]) / 1e9) for r in flood)
         if slowest > best["msg/s"]:
             lost = sum(args.messages - r["received"] for r in flood)
-            best = {"msg/s": slowest, "lost": lost, "cpu": cpu}
-    paced, _ = run_setup(nodes, redis_url, args.messages // 10, args.rate, args.size)
+            subscribers = max(r["cpu"] for r in flood)
+            best = {"msg/s": slowest, "lost": lost, "cpu": cpu, "subscriber cpu": subscribers}
+    paced, _ = run_setup(nodes, redis, args.messages // 10, args.rate, args.size)
     local = paced[0]["ns"]
     remote = [ns for r in paced[1:] for ns in r["ns"]]
     return {
@@ -268,10 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="flood runs per setup, the best kept (default: %(default)s)"
     )
     args = parser.parse_args(argv)
-    rows = [measure("1 node, no backplane", 1, "", args)]
-    with redis_server() as redis_url:
+    rows = [measure("1 node, no backplane", 1, None, args)]
+    with redis_server() as redis:
         for nodes in (1, 2, 3):
-            rows.append(measure(f"{nodes} node{'s' * (nodes > 1)}, Redis", nodes, redis_url, args))
+            rows.append(measure(f"{nodes} node{'s' * (nodes > 1)}, Redis", nodes, redis, args))
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
@@ -282,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0]["msg/s"]
     print(
         "| setup | msg/s (slowest subscriber) | vs. | lost | local p50/p99 ms | remote p50/p99 ms "
-        "| CPU µs/msg: publishing node / other nodes / redis |"
+        "| CPU µs/msg: publishing node / other nodes / redis / busiest subscriber |"
     )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
@@ -290,10 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         per_message = [seconds / args.messages * 1e6 for seconds in row["cpu"]]
         publishing, others, redis_cost = per_message[0], per_message[1:-1], per_message[-1]
         other_nodes = ", ".join(f"{cost:.0f}" for cost in others) or "-"
+        subscriber = row["subscriber cpu"] / args.messages * 1e6
         print(
             f"| {row['setup']} | {row['msg/s']:,.0f} | {row['msg/s'] / base:.2f} | {row['lost']} | "
             f"{row['local p50']:.2f} / {row['local p99']:.2f} | {remote} "
-            f"| {publishing:.0f} / {other_nodes} / {redis_cost:.1f} |"
+            f"| {publishing:.0f} / {other_nodes} / {redis_cost:.1f} / {subscriber:.0f} |"
         )
     return 0
 

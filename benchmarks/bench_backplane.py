@@ -29,7 +29,7 @@ def redis_url() -> Iterator[str]:
         if REQUIRE_PEERS:
             pytest.fail("redis-server is required (WSFAST_REQUIRE_PEERS=1)")
         pytest.skip("redis-server is not installed")
-    with redis_server() as url:
+    with redis_server() as (url, _):
         yield url
 
 

@@ -229,3 +229,11 @@ def test_wsfast_serve_refuses_a_bad_backplane_url_naming_it(capsys: pytest.Captu
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--backplane", "http://x"])
     assert "argument --backplane: a Redis backplane URL starts with redis://, not 'http://x'" in capsys.readouterr().err
+
+
+def test_wsfast_serve_history_needs_a_backplane(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsfast.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--history", "10"])
+    assert "--history needs --backplane" in capsys.readouterr().err

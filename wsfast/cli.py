@@ -361,9 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--history",
         type=integer(1),
-        default=1000,
         metavar="N",
-        help="with --backplane: feed messages kept for reconnecting clients (default: %(default)s)",
+        help="with --backplane: feed messages kept for reconnecting clients (default: 1000)",
     )
     serve_parser.add_argument(
         "--workers",
@@ -392,6 +391,8 @@ def _check_serve_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     """Reject combinations of flags that cannot work (exits 2, as argparse does)."""
     if args.tls_key and not args.tls_cert:
         parser.error("--tls-key needs --tls-cert")
+    if args.history is not None and not args.backplane:
+        parser.error("--history needs --backplane")
     if args.workers > 1:
         if not hasattr(os, "fork"):
             parser.error("--workers needs os.fork(), which this platform lacks")
@@ -457,7 +458,7 @@ def create_server(
     )
     feed = Feed(server, rate=args.rate, size=args.size) if handler.feed else None
     if feed is not None and backplane is not None:
-        server.enable_history(FEED_TOPIC, args.history, ttl=3600.0, stamp=stamp_feed)
+        server.enable_history(FEED_TOPIC, args.history or 1000, ttl=3600.0, stamp=stamp_feed)
         return server, FeedLease(backplane, server.loop, feed)
     return server, feed
 

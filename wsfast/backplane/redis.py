@@ -80,6 +80,8 @@ _KINDS = {True: b"t", False: b"b"}
 # Reconnection delays: doubling from the first to the last, each one
 # randomised down to half of it (jitter) so that nodes do not retry in step.
 _FIRST_DELAY = 0.1
+# Publish commands built ahead, one per topic, at most.
+_MAX_HEADS = 1024
 _MAX_DELAY = 5.0
 
 
@@ -293,6 +295,8 @@ class RedisBackplane:
         key = (message.topic, message.text, history)
         head = self._heads.get(key)
         if head is None:
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()  # many topics: keep the cache bounded
             head = self._heads[key] = self._command_head(*key)
         payload = message.payload
         start, prefix = head
@@ -420,6 +424,7 @@ class RedisBackplane:
         self._commands_ready = True
         self._opened("commands")
         self._flush_outbox()
+        self._resume_if_ready()
 
     def _pubsub_open(self) -> None:
         link = self._pubsub
@@ -433,9 +438,14 @@ class RedisBackplane:
             link.send(resp.encode("SUBSCRIBE", *(_CHANNEL_PREFIX + topic for topic in sorted(self._topics))))
         if self._opened("subscriber"):
             logger.warning("redis backplane: resubscribed to %d topics", len(self._topics))
-            self._resume_pending = bool(self._topics)
-            if not self._topics:
-                self._resumed()
+            self._resume_pending = True
+            self._resume_if_ready()
+
+    def _resume_if_ready(self) -> None:
+        """After a reconnection, once subscribed again and able to read history: resume."""
+        if self._resume_pending and self._pubsub_ready and self._commands_ready and not self._unconfirmed_subscriptions:
+            self._resume_pending = False
+            self._resumed()
 
     def _opened(self, name: str) -> bool:
         """Log a reconnection; return whether this was one."""
@@ -529,9 +539,7 @@ class RedisBackplane:
                 self._deliver(message)
         elif kind == b"subscribe" and self._unconfirmed_subscriptions:
             self._unconfirmed_subscriptions -= 1
-            if not self._unconfirmed_subscriptions and self._resume_pending:
-                self._resume_pending = False
-                self._resumed()
+            self._resume_if_ready()
 
     def _decode(self, channel: bytes, data: bytes) -> Message | None:
         topic = channel[len(_CHANNEL_PREFIX) :].decode("utf-8", "surrogateescape")

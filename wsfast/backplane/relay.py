@@ -160,6 +160,8 @@ class Relay:
             return  # it left meanwhile
         if not catchups:
             self._catchups.pop(topic, None)
+        if ws.ready_state != 1:
+            return  # closing: it will leave the topic
         last = since
         error = replay.error
         if catchup.overflowed and not error:
