@@ -9,6 +9,7 @@ with ``/feed?since=epoch:offset`` gets exactly what it missed.
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .redis import RedisBackplane
 
 __all__ = ["FeedLease", "stamp_feed"]
+
+logger = logging.getLogger("wsfast.backplane")
 
 _UINT64 = struct.Struct(">Q")
 _EPOCH_AT = 24
@@ -104,6 +107,8 @@ class FeedLease:
         if held != self.held:
             self.held = held
             if held:
+                logger.info("node %s produces the feed (it holds %s)", self.backplane.node, self.name)
                 self.feed.start()
             else:
+                logger.info("node %s stops producing the feed: another node holds %s", self.backplane.node, self.name)
                 self.feed.stop()
