@@ -132,3 +132,15 @@ def test_the_last_local_subscriber_leaving_ends_the_subscription() -> None:
     assert backplane.subscribed == {"t"}  # the recovering one still counts
     relay.unsubscribed(second, "t")  # type: ignore[arg-type]
     assert backplane.subscribed == set()
+
+
+def test_a_message_from_another_node_is_framed_once_for_all_local_subscribers() -> None:
+    backplane = ScriptedBackplane()
+    clients = [Client() for _ in range(3)]
+    calls: list[tuple[int, Any]] = []
+    relay = Relay(None, {}, lambda receivers, data: calls.append((len(receivers), data)) or 0, backplane)  # type: ignore[arg-type, func-returns-value]
+    for client in clients:
+        relay.subscribe(client, "news", None, None)  # type: ignore[arg-type]
+    backplane.deliver(Message("news", False, b"x", origin="there"))
+    backplane.deliver(Message("news", False, b"mine", origin="here"))  # this node's own: delivered when published
+    assert calls == [(3, b"x")]

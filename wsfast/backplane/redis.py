@@ -27,15 +27,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..loop import Loop, Stream
 from . import resp
 from .base import HistoryOptions, Message, Position, Replay
 from .memory import replay_after
-
-if TYPE_CHECKING:
-    from ..loop import Loop, Stream
 
 __all__ = ["PUBLISH_SCRIPT", "REPLAY_SCRIPT", "RedisBackplane", "RedisURL"]
 
@@ -164,8 +162,6 @@ class _Link:
         self.loop.selector.register(sock, 2, self._connected)  # EVENT_WRITE: connect() is done
 
     def _connected(self, sock: socket.socket, events: int) -> None:
-        from ..loop import Stream
-
         self.loop.selector.unregister(sock)
         self._connecting = None
         status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
