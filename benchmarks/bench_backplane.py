@@ -8,6 +8,7 @@ measures throughput and latency percentiles with separate processes.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -15,12 +16,12 @@ from typing import Any
 
 import pytest
 from backplane import redis_server  # benchmarks/ is on sys.path (rootdir-relative, no package)
-from conftest import REQUIRE_PEERS
 
 import wsfast
 from wsfast.server import Server, ServerConnection
 
 PAYLOAD = b"x" * 64
+REQUIRE_PEERS = os.environ.get("WSFAST_REQUIRE_PEERS") == "1"
 
 
 @pytest.fixture(scope="module")
