@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .backplane import Backplane, HistoryOptions, Position, Recovery, Relay, Stamp, from_url
 from .events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
@@ -163,10 +164,26 @@ class ServerConnection:
         """Close the TCP connection at once, dropping queued data."""
         self.stream.close()
 
-    def subscribe(self, topic: str) -> None:
-        """Receive what :meth:`Server.publish` sends to ``topic``."""
+    def subscribe(
+        self,
+        topic: str,
+        *,
+        since: Position | None = None,
+        on_recovery: Callable[[Recovery], None] | None = None,
+    ) -> None:
+        """Receive what :meth:`Server.publish` sends to ``topic``, on any node.
+
+        Args:
+            topic: the topic.
+            since: the position of the last message the client saw (a topic
+                with history, see :meth:`Server.enable_history`): first send
+                every message published after it, in order, then the live ones.
+            on_recovery: called with the :class:`~wsfast.backplane.Recovery`
+                once the missed messages are queued, or recovery proved
+                impossible (the client is subscribed either way).
+        """
         self.topics.add(topic)
-        self.server._topics.setdefault(topic, set()).add(self)
+        self.server._relay.subscribe(self, topic, since, on_recovery)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""
@@ -176,6 +193,7 @@ class ServerConnection:
             subscribers.discard(self)
             if not subscribers:
                 del self.server._topics[topic]
+        self.server._relay.unsubscribed(self, topic)
 
     # --- driven by the loop ----------------------------------------------------
 
@@ -337,6 +355,7 @@ class Server:
         reuse_port: bool = False,
         backlog: int = 1024,
         sock: socket.socket | None = None,
+        backplane: str | Backplane | None = None,
     ) -> None:
         """Args:
         handler: the application callbacks (or use the ``on_*`` decorators).
@@ -364,6 +383,9 @@ class Server:
         reuse_port: set ``SO_REUSEPORT`` so several processes share the port.
         backlog: the listen backlog.
         sock: an already bound, listening socket to use instead.
+        backplane: carry topics to every node on it: a URL
+            (``redis://host:port/db``, see :class:`~wsfast.backplane.RedisBackplane`)
+            or a :class:`~wsfast.backplane.Backplane`; ``None``: this process only.
 
         Raises:
             ValueError: an argument is out of range (the message names it).
@@ -408,6 +430,9 @@ class Server:
         self._listener.setblocking(False)
         self.loop.selector.register(self._listener, 1, self._accept)
         self._tick_handle = self.loop.call_later(self._tick_period(), self._tick)
+        if isinstance(backplane, str):
+            backplane = from_url(backplane)
+        self._relay = Relay(self.loop, self._topics, self._fan_out, backplane)
 
     # --- decorators --------------------------------------------------------------
 
@@ -458,19 +483,50 @@ class Server:
 
     # --- publishing ----------------------------------------------------------------
 
+    @property
+    def backplane(self) -> Backplane | None:
+        """The backplane given to the constructor (``None``: this process only)."""
+        return self._relay.backplane if self._relay.distributed else None
+
+    def enable_history(self, topic: str, size: int, *, ttl: float | None = None, stamp: Stamp | None = None) -> None:
+        """Keep the last ``size`` messages of ``topic``, for ``ws.subscribe(topic, since=...)``.
+
+        Each message then gets a :class:`~wsfast.backplane.Position`, assigned
+        by the backplane (in memory without one). Call before publishing, on
+        every node, in the loop thread or before serving.
+
+        Args:
+            topic: the topic.
+            size: how many messages to keep, >= 1.
+            ttl: forget the history (and start a new epoch) this many seconds
+                after the last publish; ``None``: never.
+            stamp: ``stamp(position, data) -> data``: what clients receive,
+                so that they learn each message's position.
+
+        Raises:
+            ValueError: ``size`` or ``ttl`` is out of range.
+        """
+        self._relay.histories[topic] = (HistoryOptions(size, ttl), stamp)
+
     def publish(self, topic: str, data: str | Any) -> int:
         """Send ``data`` to every client subscribed to ``topic``; thread-safe.
 
         The frame is built once and its buffers shared by every subscriber
         (clients with compression get their own compressed copy).
 
+        With a backplane, every node attached to it sends ``data`` to its own
+        subscribers, framing it once.
+
         Returns:
-            The number of clients the message was queued for (0 when called
-            from another thread: the loop queues it later).
+            The number of local clients the message was queued for; 0 when
+            called from another thread, and for a topic with history (it is
+            delivered once its history keeps it).
         """
         if not self.loop.in_loop_thread():
             self.loop.call_soon_threadsafe(self.publish, topic, data)
             return 0
+        if self._relay.wants(topic):
+            return self._relay.publish(topic, data)
         subscribers = self._topics.get(topic)
         if not subscribers:
             return 0
@@ -618,6 +674,7 @@ class Server:
             ws.abort()
         self._stop_listening()
         self._tick_handle.cancel()
+        self._relay.backplane.close()
         self.loop.close()
 
     # --- connections -------------------------------------------------------------

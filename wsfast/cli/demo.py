@@ -15,10 +15,19 @@ A feed message is binary, ``--size`` bytes (at least 24), big-endian::
     offset 8   float64  time.time() when it was published
     offset 16  float64  value: a random walk (a "price")
     offset 24  zeros    padding up to --size
+
+With ``--backplane redis://host:port/db``, every node on that Redis serves
+one feed (see :mod:`wsfast.backplane.feed`): one node produces it, the
+others relay it; the sequence number is the message's offset in the feed's
+history, bytes 24-31 its epoch, and a client that connects to
+``/feed?since=EPOCH:OFFSET`` first gets every message it missed. It gets a
+text message too, JSON: ``{"node": ...}`` on connecting, then
+``{"recovered": ..., "count": ..., "reason": ...}`` when it asked for ``since``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import struct
@@ -127,16 +136,20 @@ class DemoHandler(Handler):
     Args:
         echo: echo every message of clients on paths other than ``/feed``.
         feed: subscribe clients on ``/feed`` to the ``"feed"`` topic.
+        node: this node's name when the feed spans nodes (``--backplane``).
     """
 
-    def __init__(self, *, echo: bool = True, feed: bool = True) -> None:
+    def __init__(self, *, echo: bool = True, feed: bool = True, node: str | None = None) -> None:
         self.echo = echo
         self.feed = feed
+        self.node = node
 
     def on_open(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
         if path == FEED_PATH:
-            if self.feed:
+            if self.feed and self.node is not None:
+                _subscribe_across_nodes(ws, self.node)
+            elif self.feed:
                 ws.subscribe(FEED_TOPIC)
             else:
                 ws.close(CloseCode.POLICY_VIOLATION, "no feed here: the server runs with --mode echo")
@@ -147,3 +160,25 @@ class DemoHandler(Handler):
         # Feed subscribers are the only clients with topics; they get no echo.
         if not ws.topics:
             ws.send(message)
+
+
+def _subscribe_across_nodes(ws: ServerConnection, node: str) -> None:
+    """The feed with a backplane: say which node this is, recover from ``?since=``."""
+    from ..backplane import Position, Recovery
+
+    ws.send(json.dumps({"node": node}))
+    since = ws.request.query.get("since", [""])[-1] if ws.request is not None else ""
+    if not since:
+        ws.subscribe(FEED_TOPIC)
+        return
+    try:
+        position = Position.parse(since)
+    except ValueError as exc:
+        ws.close(CloseCode.POLICY_VIOLATION, str(exc)[:120])
+        return
+
+    def recovered(recovery: Recovery) -> None:
+        if ws.ready_state == 1:
+            ws.send(json.dumps({"recovered": recovery.recovered, "count": recovery.count, "reason": recovery.reason}))
+
+    ws.subscribe(FEED_TOPIC, since=position, on_recovery=recovered)

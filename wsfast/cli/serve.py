@@ -22,11 +22,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._argtypes import integer, number, port
+from ..backplane.feed import FeedLease, stamp_feed
 from ..http11 import TOKEN
 from ..page import page_handler
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE
 from ..server import Server
-from .demo import FEED_HEADER, FEED_PATH, DemoHandler, Feed
+from .demo import FEED_HEADER, FEED_PATH, FEED_TOPIC, DemoHandler, Feed
 
 __all__ = [
     "PREFIX",
@@ -55,6 +56,16 @@ def _feed_size(text: str) -> int:
     if value < FEED_HEADER.size:
         raise argparse.ArgumentTypeError(f"{value} is too small: a feed message has at least {FEED_HEADER.size} bytes")
     return value
+
+
+def _redis_url(text: str) -> str:
+    from ..backplane.redis import RedisURL
+
+    try:
+        RedisURL.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _subprotocol(text: str) -> str:
@@ -137,6 +148,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept permessage-deflate when the client offers it (default: off)",
     )
     parser.add_argument(
+        "--backplane",
+        type=_redis_url,
+        metavar="URL",
+        help="share topics with every node on this Redis (redis://host:port/db): one feed for all, "
+        "produced by one node, with --history messages kept for clients that reconnect",
+    )
+    parser.add_argument(
+        "--history",
+        type=integer(1),
+        metavar="N",
+        help="with --backplane: feed messages kept for reconnecting clients (default: 1000)",
+    )
+    parser.add_argument(
         "--workers",
         type=integer(1),
         default=1,
@@ -155,6 +179,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     """Reject combinations of flags that cannot work (exits 2, as argparse does)."""
     if args.tls_key and not args.tls_cert:
         parser.error("--tls-key needs --tls-cert")
+    if args.history is not None and not args.backplane:
+        parser.error("--history needs --backplane")
     if args.workers > 1:
         if not hasattr(os, "fork"):
             parser.error("--workers needs os.fork(), which this platform lacks")
@@ -196,7 +222,7 @@ def create_server(
     ssl_context: ssl.SSLContext | None = None,
     reuse_port: bool = False,
     port: int | None = None,
-) -> tuple[Server, Feed | None]:
+) -> tuple[Server, Feed | FeedLease | None]:
     """Build the server of ``wsfast serve`` from parsed arguments, bound and listening.
 
     Args:
@@ -206,13 +232,20 @@ def create_server(
         port: the port, instead of ``args.port``.
 
     Returns:
-        The server and its feed (``None`` with ``--mode echo``). Start the
-        feed (:meth:`Feed.start`) before serving.
+        The server and its feed (``None`` with ``--mode echo``), or with
+        ``--backplane`` the lease that runs the feed while this node holds it.
+        Start it (``start()``) before serving.
 
     Raises:
         OSError: the address cannot be listened on.
     """
-    handler = DemoHandler(echo=args.mode != "feed", feed=args.mode != "echo")
+    backplane = None
+    if args.backplane:
+        from ..backplane import RedisBackplane
+
+        backplane = RedisBackplane(args.backplane)
+    node = backplane.node if backplane is not None else None
+    handler = DemoHandler(echo=args.mode != "feed", feed=args.mode != "echo", node=node)
     server = Server(
         handler,
         host=args.host,
@@ -224,8 +257,12 @@ def create_server(
         max_message_size=args.max_message_size,
         http_handler=page_handler(args.origin or None, secure=ssl_context is not None),
         reuse_port=reuse_port,
+        backplane=backplane,
     )
     feed = Feed(server, rate=args.rate, size=args.size) if handler.feed else None
+    if feed is not None and backplane is not None:
+        server.enable_history(FEED_TOPIC, args.history or 1000, ttl=3600.0, stamp=stamp_feed)
+        return server, FeedLease(backplane, server.loop, feed)
     return server, feed
 
 
