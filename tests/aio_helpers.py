@@ -62,6 +62,7 @@ def make_runner(kind: str) -> Runner:
             return loop.run_until_complete(bounded())
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
             gc.collect()  # an unclosed transport warns now, inside the test
 

@@ -11,7 +11,8 @@ import pytest
 
 import wsfast
 import wsfast.aio
-from tests.aio_helpers import LOOPS, Runner, make_runner
+from tests.adapters import require
+from tests.aio_helpers import LOOPS, Runner, make_runner, run_node_client
 from tests.servers import make_tls
 from tests.timeouts import TIMEOUT
 from wsfast.aio import ServerConnection
@@ -515,3 +516,58 @@ def test_compression_is_negotiated_and_used(run: Runner) -> None:
                 assert await ws.recv(timeout=TIMEOUT) == "to all"
 
     run(main)
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+def test_websockets_client_and_server_as_peers(run: Runner) -> None:
+    client = require("websockets.asyncio.client", "websockets")
+    server_module = require("websockets.asyncio.server", "websockets")
+
+    async def peer_echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with wsfast.aio.serve(echo, "127.0.0.1", 0, subprotocols=["v1"]) as server:
+            async with client.connect(url(server), subprotocols=["v1"]) as peer:
+                assert peer.subprotocol == "v1"
+                await peer.send("from websockets")
+                assert await asyncio.wait_for(peer.recv(), TIMEOUT) == "from websockets"
+                await peer.send(b"\x00" * 100_000)
+                assert await asyncio.wait_for(peer.recv(), TIMEOUT) == b"\x00" * 100_000
+        async with server_module.serve(peer_echo, "127.0.0.1", 0) as peer_server:
+            port = peer_server.sockets[0].getsockname()[1]
+            async with wsfast.aio.connect(f"ws://127.0.0.1:{port}/", compression=True) as ws:
+                assert ws.protocol.extensions == ("permessage-deflate",)
+                await ws.send("to websockets")
+                assert await ws.recv(timeout=TIMEOUT) == "to websockets"
+                assert await ws.ping() >= 0
+
+    run(main)
+
+
+def test_node_ws_client(run: Runner) -> None:
+    async def main() -> dict[str, Any]:
+        async with wsfast.aio.serve(echo, "127.0.0.1", 0, subprotocols=["v1"], compression=True) as server:
+            scenario = {
+                "url": url(server, "/node"),
+                "protocols": ["v1"],
+                "compression": True,
+                "steps": [
+                    {"op": "send_text", "text": "héllo"},
+                    {"op": "recv"},
+                    {"op": "send_binary", "size": 300_000},
+                    {"op": "recv"},
+                    {"op": "ping", "data": "probe"},
+                    {"op": "close", "code": 4001, "reason": "done"},
+                ],
+            }
+            return await asyncio.get_running_loop().run_in_executor(None, run_node_client, scenario)
+
+    report = run(main)
+    assert report["open"] == {"protocol": "v1", "extensions": "permessage-deflate"}
+    received = [(result["op"], result.get("type"), result.get("length")) for result in report["results"]]
+    assert received == [("recv", "text", 6), ("recv", "binary", 300_000), ("pong", None, None), ("close", None, None)]
+    assert report["close"]["code"] == 4001
