@@ -28,7 +28,7 @@ from uvicorn.server import ServerState
 from .events import Closed, CloseReceived, Event, Pong
 from .exceptions import ConnectionClosed, InvalidHandshake
 from .extensions import PerMessageDeflate
-from .frames import CloseCode
+from .frames import CloseCode, Opcode, frame_header
 from .handshake import Accepted, RequestParser, ServerHandshake
 from .http11 import Headers, Request, Response, split_list
 from .protocol import Connection, Role
@@ -36,6 +36,8 @@ from .protocol import Connection, Role
 __all__ = ["UvicornProtocol"]
 
 _TRACE = 5  # uvicorn.logging.TRACE_LOG_LEVEL
+_TEXT = Opcode.TEXT.value
+_BINARY = Opcode.BINARY.value
 
 
 def _latin1_pairs(items: Any) -> list[tuple[str, str]]:
@@ -310,11 +312,14 @@ class UvicornProtocol(asyncio.Protocol):
 
     async def send(self, message: dict[str, Any]) -> None:
         """ASGI ``send``: waits while the transport's write buffer is over its high-water mark."""
-        await self.writable.wait()
+        if not self.writable.is_set():
+            await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
         kind = message["type"]
-        if not self.handshake_complete and self.initial_response is None:
+        if kind == "websocket.send" and self.conn is not None and not self.close_sent:
+            self._send_data(message)  # the hot path first
+        elif not self.handshake_complete and self.initial_response is None:
             if kind == "websocket.accept":
                 self._accept(message)
             elif kind == "websocket.close":
@@ -331,30 +336,36 @@ class UvicornProtocol(asyncio.Protocol):
                 raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'.")
             self._response_body(message)
         elif not self.close_sent and self.conn is not None:
-            try:
-                if kind == "websocket.send":
-                    self._send_data(message)
-                elif kind == "websocket.close":
-                    self._close(message.get("code", 1000), message.get("reason") or "")
-                else:
-                    raise RuntimeError(
-                        f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'."
-                    )
-            except ConnectionClosed:
-                raise ClientDisconnected() from None
+            if kind != "websocket.close":
+                raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'.")
+            self._close(message.get("code", 1000), message.get("reason") or "")
         else:
             raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
 
     def _send_data(self, message: dict[str, Any]) -> None:
-        assert self.conn is not None
+        conn = self.conn
+        assert conn is not None
         data = message.get("bytes")
         if data is not None:
-            self.conn.send_binary(data)
+            opcode = _BINARY
         else:
-            text = message.get("text")
-            if text is None:
+            data = message.get("text")
+            if data is None:
                 raise RuntimeError("a 'websocket.send' message needs 'bytes' or 'text'")
-            self.conn.send_text(text)
+            opcode = _TEXT
+        if conn.can_send_prebuilt() and not conn.buffered_amount:
+            # Framed here, header and payload in one write: the protocol's
+            # send path would queue two buffers for the same bytes.
+            payload = data.encode("utf-8") if opcode == _TEXT else data
+            self.transport.write(frame_header(opcode, len(payload)) + payload)
+            return
+        try:
+            if opcode == _TEXT:
+                conn.send_text(data)
+            else:
+                conn.send_binary(data)
+        except ConnectionClosed:
+            raise ClientDisconnected() from None
         self._write()
 
     def _close(self, code: int, reason: str) -> None:
@@ -372,7 +383,8 @@ class UvicornProtocol(asyncio.Protocol):
 
     async def receive(self) -> dict[str, Any]:
         """ASGI ``receive``; reading resumes once the app drained half the queue."""
-        message = await self.queue.get()
+        queue = self.queue
+        message = queue.get_nowait() if queue.qsize() else await queue.get()
         if self.read_paused and self.queue.qsize() <= self.max_queue // 2:
             self.read_paused = False
             self.transport.resume_reading()

@@ -17,16 +17,18 @@ from typing import Any
 
 from ..events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from ..exceptions import ConnectionClosed
-from ..frames import CloseCode
+from ..frames import CloseCode, Opcode, frame_header
 from ..handshake import Request
 from ..protocol import Connection as Protocol
-from ..protocol import State
+from ..protocol import State, _byte_buffer
 
 __all__ = ["DEFAULT_MAX_QUEUE", "Connection"]
 
 #: Received messages held for ``recv()`` before reading pauses.
 DEFAULT_MAX_QUEUE = 16
 
+_TEXT = Opcode.TEXT.value
+_BINARY = Opcode.BINARY.value
 # Closes after which ``async for message in ws`` ends instead of raising.
 _NORMAL_CLOSES = frozenset((CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD))
 
@@ -74,6 +76,9 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        # Frames held back to be written together at the end of the loop
+        # iteration (see ServerConnection.cork); written before anything else.
+        self._corked: list[Any] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed: Closed | None = None
         self._lost = self._loop.create_future()
@@ -119,11 +124,28 @@ class Connection(asyncio.Protocol):
             TypeError: ``message`` is neither ``str`` nor bytes-like.
         """
         protocol = self.protocol
-        if type(message) is str:
-            protocol.send_text(message)
+        if self._corked:
+            self._uncork()
+        if protocol.can_send_prebuilt() and not protocol.buffered_amount:
+            # The common case on a server: framed here, one write, no copy
+            # of a large payload (writelines hands both buffers over).
+            if type(message) is str:
+                payload: Any = message.encode("utf-8")
+                opcode = _TEXT
+            else:
+                payload = _byte_buffer(message)
+                opcode = _BINARY
+            header = frame_header(opcode, len(payload))
+            if len(payload) < 4096:
+                self.transport.write(header + payload)
+            else:
+                self.transport.writelines((header, payload))
         else:
-            protocol.send_binary(message)
-        self.transport.writelines(protocol.data_to_send())
+            if type(message) is str:
+                protocol.send_text(message)
+            else:
+                protocol.send_binary(message)
+            self.transport.writelines(protocol.data_to_send())
         return self._drained()
 
     async def recv(self, timeout: float | None = None) -> str | bytes:
@@ -327,10 +349,17 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         protocol = self.protocol
+        if self._corked:
+            self._uncork()
         if protocol.buffered_amount:
             self.transport.writelines(protocol.data_to_send())
         if protocol.should_close_transport and not self.transport.is_closing():
             self.transport.close()
+
+    def _uncork(self) -> None:
+        corked, self._corked = self._corked, []
+        if not self.transport.is_closing():
+            self.transport.write(b"".join(corked) if len(corked) > 1 else corked[0])
 
     def _drained(self) -> Awaitable[None]:
         if not self._writing_paused:

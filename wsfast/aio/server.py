@@ -52,7 +52,7 @@ class ServerConnection(Connection):
         self.topics: set[str] = set()
         self._opened = False
         self._task: asyncio.Task[None] | None = None
-        #: The loop's clock when a heartbeat ping went unanswered since, else ``None``.
+        #: The loop's clock when a heartbeat ping was sent with no data received since, else ``None``.
         self.ping_sent_at: float | None = None
         self._handshake_timer: asyncio.TimerHandle | None = None
 
@@ -62,9 +62,18 @@ class ServerConnection(Connection):
         A client more than ``write_limit`` bytes behind gets the server's
         ``slow_consumer`` policy first. See :meth:`Connection.send`.
         """
-        if self.transport.get_write_buffer_size() > self.write_limit:
+        if self._writing_paused:  # the transport holds more than write_limit
             self.server._admit(self)
         return super().send(message)
+
+    def _cork(self, frame: bytes) -> None:
+        """Hold a published frame until the server writes every held frame, once per loop iteration.
+
+        A burst of published messages then costs one write per client, not one per message.
+        """
+        if not self._corked:
+            self.server._corked.append(self)
+        self._corked.append(frame)
 
     def subscribe(self, topic: str) -> None:
         """Receive what :meth:`Server.publish` sends to ``topic``."""
@@ -82,10 +91,6 @@ class ServerConnection(Connection):
 
     # --- driven by the transport -------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        self.ping_sent_at = None
-        super().data_received(data)
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         server = self.server
@@ -97,6 +102,7 @@ class ServerConnection(Connection):
         self._handshake_timer = self._loop.call_later(server.handshake_timeout, self._handshake_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._corked.clear()
         super().connection_lost(exc)
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
@@ -251,6 +257,7 @@ class Server:
         self.clients: dict[ServerConnection, None] = {}
         self._topics: dict[str, set[ServerConnection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._corked: list[ServerConnection] = []
         self._address = (host, port)
         self._reuse_port = reuse_port
         self._backlog = backlog
@@ -360,6 +367,8 @@ class Server:
         text = type(data) is str
         payload = data.encode("utf-8") if text else _byte_buffer(data)
         frame = frame_header(Opcode.TEXT if text else Opcode.BINARY, len(payload)) + payload
+        if receivers and not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
         count = 0
         for ws in receivers:
             if not self._admit(ws):
@@ -368,13 +377,20 @@ class Server:
             if protocol.can_send_prebuilt():
                 if protocol.buffered_amount:
                     ws._flush()  # keep the order of earlier sends
-                ws.transport.write(frame)
+                ws._cork(frame)
             elif text:
                 ws.send(data)  # compressed or mid-fragment: framed for this client
             else:
                 ws.send(payload)
             count += 1
         return count
+
+    def _uncork(self) -> None:
+        """Write the frames published during this loop iteration, one write per client."""
+        corked, self._corked = self._corked, []
+        for ws in corked:
+            if ws._corked:
+                ws._uncork()
 
     def _admit(self, ws: ServerConnection) -> bool:
         """Apply the slow-consumer policy before one more message is written to ``ws``.
@@ -413,6 +429,8 @@ class Server:
         for ws in list(self.clients):
             if ws.protocol.state is not State.OPEN:
                 continue
+            if ws.ping_sent_at is not None and ws.last_seen >= ws.ping_sent_at:
+                ws.ping_sent_at = None  # the client answered (uvloop's clock ticks in ms: >=)
             if ws.ping_sent_at is not None and now - ws.ping_sent_at > self.ping_timeout:
                 ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             elif self.idle_timeout and now - ws.last_seen > self.idle_timeout:
