@@ -69,6 +69,15 @@ def make_runner(kind: str) -> Runner:
     return run
 
 
+async def close_of(ws: Any) -> tuple[int, str]:
+    """The ``(code, reason)`` of the ``ConnectionClosed`` that the next ``ws.recv()`` raises."""
+    from wsfast import ConnectionClosed
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv(timeout=TIMEOUT)
+    return closed.value.code, closed.value.reason
+
+
 def run_node_client(scenario: dict[str, Any]) -> dict[str, Any]:
     """Run ``tests/peers/ws_client.mjs`` with ``scenario``; return its report."""
     if shutil.which("node") is None:

@@ -1,4 +1,8 @@
-"""wsfast.aio benchmark server: ``wsfast.aio.serve`` with a ``wsfast.Handler`` on uvloop (see ``_common``)."""
+"""wsfast.aio benchmark server: ``wsfast.aio.serve`` on uvloop with the ``Handler``s of ``wsfast_server.py``.
+
+The same callbacks as the selectors server's (see ``_common``): they only use
+``ws.send`` and ``server.broadcast``, which ``wsfast.aio`` offers too.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,9 @@ import asyncio
 
 import _common
 import uvloop
+from wsfast_server import Broadcast, Echo
 
-import wsfast
 import wsfast.aio
-from wsfast.aio import Server, ServerConnection
-
-
-class Echo(wsfast.Handler):
-    def on_message(self, ws: ServerConnection, message: str | bytes) -> None:
-        ws.send(message)
-
-
-class Broadcast(wsfast.Handler):
-    def __init__(self, size: int) -> None:
-        self.padding = bytes(size - 8)
-        self.server: Server | None = None
-
-    def on_message(self, ws: ServerConnection, message: str | bytes) -> None:
-        n = _common.burst_count(message)
-        if not n or self.server is None:
-            return
-        broadcast = self.server.broadcast
-        padding = self.padding
-        time_ns = _common.time_ns
-        for _ in range(n):
-            broadcast(time_ns().to_bytes(8, "big") + padding)
 
 
 async def main() -> None:
@@ -39,7 +21,7 @@ async def main() -> None:
     options = {"ping_interval": None, "max_connections": 100_000, "backlog": 4096}
     async with wsfast.aio.serve(handler, args.host, args.port, **options) as server:
         if isinstance(handler, Broadcast):
-            handler.server = server
+            handler.server = server  # type: ignore[assignment] - the same broadcast()
         _common.ready(server.port)
         await asyncio.Event().wait()
 

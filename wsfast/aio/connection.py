@@ -22,7 +22,7 @@ from ..handshake import Request
 from ..protocol import Connection as Protocol
 from ..protocol import State, _byte_buffer
 
-__all__ = ["DEFAULT_MAX_QUEUE", "Connection"]
+__all__ = ["DEFAULT_MAX_QUEUE", "Connection", "encode_message"]
 
 #: Received messages held for ``recv()`` before reading pauses.
 DEFAULT_MAX_QUEUE = 16
@@ -31,6 +31,13 @@ _TEXT = Opcode.TEXT.value
 _BINARY = Opcode.BINARY.value
 # Closes after which ``async for message in ws`` ends instead of raising.
 _NORMAL_CLOSES = frozenset((CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD))
+
+
+def encode_message(message: str | Any) -> tuple[int, Any]:
+    """The opcode and payload of a message: UTF-8 for a ``str``, the flat buffer of anything else."""
+    if type(message) is str:
+        return _TEXT, message.encode("utf-8")
+    return _BINARY, _byte_buffer(message)
 
 
 class _Done:
@@ -129,12 +136,7 @@ class Connection(asyncio.Protocol):
         if protocol.can_send_prebuilt() and not protocol.buffered_amount:
             # The common case on a server: framed here, one write, no copy
             # of a large payload (writelines hands both buffers over).
-            if type(message) is str:
-                payload: Any = message.encode("utf-8")
-                opcode = _TEXT
-            else:
-                payload = _byte_buffer(message)
-                opcode = _BINARY
+            opcode, payload = encode_message(message)
             header = frame_header(opcode, len(payload))
             if len(payload) < 4096:
                 self.transport.write(header + payload)

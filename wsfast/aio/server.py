@@ -20,12 +20,12 @@ from typing import Any
 from ..events import Closed, HandshakeFailed, Opened
 from ..exceptions import ConnectionClosed
 from ..extensions import PerMessageDeflate
-from ..frames import CloseCode, Opcode, frame_header
+from ..frames import CloseCode, frame_header
 from ..handshake import Request, Response, ServerHandshake
-from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Role, State, _byte_buffer
+from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Role, State
 from ..protocol import Connection as Protocol
 from ..server import Handler, default_http_handler, handshake_policy
-from .connection import DEFAULT_MAX_QUEUE, Connection
+from .connection import DEFAULT_MAX_QUEUE, Connection, encode_message
 
 __all__ = ["AsyncHandler", "Server", "ServerConnection", "serve"]
 
@@ -364,9 +364,8 @@ class Server:
         return self._fan_out(list(self.clients), data)
 
     def _fan_out(self, receivers: list[ServerConnection], data: str | Any) -> int:
-        text = type(data) is str
-        payload = data.encode("utf-8") if text else _byte_buffer(data)
-        frame = frame_header(Opcode.TEXT if text else Opcode.BINARY, len(payload)) + payload
+        opcode, payload = encode_message(data)
+        frame = frame_header(opcode, len(payload)) + payload
         if receivers and not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         count = 0
@@ -378,10 +377,8 @@ class Server:
                 if protocol.buffered_amount:
                     ws._flush()  # keep the order of earlier sends
                 ws._cork(frame)
-            elif text:
-                ws.send(data)  # compressed or mid-fragment: framed for this client
             else:
-                ws.send(payload)
+                ws.send(data)  # compressed or mid-fragment: framed for this client
             count += 1
         return count
 
