@@ -317,6 +317,38 @@ def default_http_handler(request: Request) -> Response | None:
     return None
 
 
+def handshake_policy(
+    *,
+    origins: Iterable[str] | None,
+    subprotocols: Sequence[str],
+    compression: PerMessageDeflate | bool,
+    slow_consumer: str,
+    limits: tuple[int, int, int],
+    require_origin: bool = False,
+) -> ServerHandshake:
+    """Check a server's options and build its handshake; shared by every server.
+
+    Args:
+        limits: ``(write_limit, max_connections, max_message_size)``.
+        require_origin: refuse (403) requests without an ``Origin`` header.
+
+    Raises:
+        ValueError: an option is out of range (the message names it).
+    """
+    if slow_consumer not in ("close", "drop"):
+        raise ValueError(f"slow_consumer must be 'close' or 'drop', not {slow_consumer!r}")
+    if min(limits) <= 0:
+        raise ValueError(f"write_limit, max_connections and max_message_size must be > 0, got {limits}")
+    if compression is True:
+        compression = PerMessageDeflate()
+    return ServerHandshake(
+        origins=origins,
+        require_origin=require_origin,
+        subprotocols=subprotocols,
+        extensions=[compression] if compression else [],
+    )
+
+
 class Server:
     """A WebSocket server on one selector loop.
 
@@ -393,20 +425,16 @@ class Server:
         """
         if sock is None:
             _check_address(host, port)
-        if slow_consumer not in ("close", "drop"):
-            raise ValueError(f"slow_consumer must be 'close' or 'drop', not {slow_consumer!r}")
-        if write_limit <= 0 or max_connections <= 0 or max_message_size <= 0:
-            raise ValueError("write_limit, max_connections and max_message_size must be > 0")
         check_keepalive(ping_interval, ping_timeout)
-        self.handler: Handler = handler if handler is not None else _DecoratedHandler()
-        if compression is True:
-            compression = PerMessageDeflate()
-        self.handshake = ServerHandshake(
+        self.handshake = handshake_policy(
             origins=origins,
             require_origin=require_origin,
             subprotocols=subprotocols,
-            extensions=[compression] if compression else [],
+            compression=compression,
+            slow_consumer=slow_consumer,
+            limits=(write_limit, max_connections, max_message_size),
         )
+        self.handler: Handler = handler if handler is not None else _DecoratedHandler()
         self.ssl = ssl
         self.max_message_size = max_message_size
         self.max_connections = max_connections

@@ -72,6 +72,13 @@ SERVERS = {
         ServerSpec("picows", "picows (uvloop)", "picows_server.py", ("picows", "uvloop")),
         ServerSpec("aiohttp", "aiohttp (uvloop)", "aiohttp_server.py", ("aiohttp", "uvloop")),
         ServerSpec("websockets", "websockets (asyncio)", "websockets_server.py", ("websockets",)),
+        ServerSpec("wsfast-aio", "wsfast.aio Handler (uvloop)", "wsfast_aio_server.py", ("wsfast", "uvloop")),
+        ServerSpec("wsfast-aio-async", "wsfast.aio async def (asyncio)", "wsfast_aio_coroutine_server.py", ("wsfast",)),
+        ServerSpec("uvicorn-wsfast", "uvicorn --ws wsfast", "uvicorn_wsfast_server.py", ("uvicorn", "wsfast")),
+        ServerSpec(
+            "uvicorn-websockets", "uvicorn --ws websockets-sansio", "uvicorn_websockets_sansio_server.py", ("uvicorn",)
+        ),
+        ServerSpec("uvicorn-wsproto", "uvicorn --ws wsproto", "uvicorn_wsproto_server.py", ("uvicorn", "wsproto")),
     )
 }
 
