@@ -404,6 +404,38 @@ def test_5_a_fragmented_message_of_many_sizes(conn: Connection) -> None:
     assert conn.receive_data(b"".join(fragments(conn, BINARY, pieces))) == [bytes(data)]
 
 
+def traced_growth(receive: Callable[[], object]) -> int:
+    """How many more bytes Python's allocators hold after ``receive()`` than before."""
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        receive()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return after - before
+
+
+@pytest.mark.parametrize("piece", [b"a", b""], ids=["one-byte", "empty"])
+def test_5_a_fragment_costs_its_payload_and_nothing_more(conn: Connection, piece: bytes) -> None:
+    # Issue 9: one object per fragment let 300,000 one-byte fragments cost 18 MiB.
+    conn.receive_data(peer_frame(conn, BINARY, b"a", fin=False))
+    reads = [peer_frame(conn, CONT, piece, fin=False) * 10_000 for _ in range(10)]
+
+    def receive() -> None:
+        for data in reads:
+            assert conn.receive_data(data) == []
+
+    assert traced_growth(receive) < 256 * KiB  # 100,000 fragments; before the fix: over 3 MiB
+    assert conn.receive_data(peer_frame(conn, CONT, b"!")) == [b"a" + piece * 100_000 + b"!"]
+
+
+def test_5_one_byte_fragments_past_the_limit_fail_with_1009(conn: Connection) -> None:
+    conn = Connection(conn.role, max_message_size=1000)
+    events = conn.receive_data(b"".join(fragments(conn, BINARY, [b"a"] * 1001)))
+    assert_failed(conn, events, 1009)
+
+
 def test_5_6_to_5_8_a_ping_between_two_fragments(conn: Connection, how: str) -> None:
     first, second = fragments(conn, TEXT, [b"fragment1", b"fragment2"])
     events = deliver(conn, [first, peer_frame(conn, PING, b"pongme!"), second], how)

@@ -154,10 +154,11 @@ class Connection:
         #: Bytes queued by sends and not yet taken by :meth:`data_to_send`
         #: (read it, do not set it).
         self.buffered_amount = 0
-        # The message being received: its opcode (0 when none), fragments,
-        # size, whether it is compressed, and a UTF-8 validator for text.
+        # The message being received: its opcode (0 when none), its payload
+        # so far (one buffer, so a fragment costs its bytes and nothing
+        # more), size, whether it is compressed, and a UTF-8 validator.
         self._message_opcode = 0
-        self._fragments: list[bytes] = []
+        self._message = bytearray()
         self._message_size = 0
         self._compressed = False
         self._validator = Utf8Validator()
@@ -395,11 +396,11 @@ class Connection:
             elif fin or payload:
                 events.append(Fragment(payload, fin))
         else:
-            self._fragments.append(payload)
+            message = self._message
+            message += payload
             if fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                events.append(data.decode("utf-8") if is_text else data)
+                self._message = bytearray()
+                events.append(message.decode("utf-8") if is_text else bytes(message))
         if fin:
             self._message_opcode = 0
 
@@ -437,7 +438,7 @@ class Connection:
         if self._close_sent is None:
             self._send_close(Close(exc.code, reason))
         self._close_received = self._close_received or Close(exc.code, reason)
-        self._fragments = []
+        self._message = bytearray()
         self.should_close_transport = True
         self._finish(exc.code, reason, False, events, exc)
 
