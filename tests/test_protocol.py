@@ -109,10 +109,10 @@ def assert_failed(conn: Connection, events: Sequence[Event], code: int) -> list[
     assert (closed.code, closed.clean) == (code, False), closed
     assert closed.error is not None and closed.error.code == code
     assert [e for e in events if isinstance(e, Closed)] == [closed]
-    assert conn.state is State.CLOSED
     assert conn.should_close_transport
     assert conn.close_code == code
     frames = sent_frames(conn)
+    assert conn.state is State.CLOSED
     assert frames and frames[-1].opcode == CLOSE, frames
     assert Close.parse(frames[-1].payload).code == code
     return frames[:-1]
@@ -328,6 +328,50 @@ def test_3_reserved_bits_fail_with_1002_after_delivering_what_came_before(
     events = deliver(conn, frames, how)
     assert events[:-1] == ["Hello, world!"]
     assert assert_failed(conn, events, 1002) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda conn: peer_frame(conn, 0x3, b"x"), id="reserved-opcode"),
+        pytest.param(lambda conn: peer_frame(conn, TEXT, b"x", rsv=RSV2), id="reserved-bit"),
+        pytest.param(lambda conn: peer_frame(conn, TEXT, b"\xff"), id="invalid-utf8"),
+        pytest.param(lambda conn: peer_frame(conn, CONT, b"x"), id="lone-continuation"),
+    ],
+)
+def test_3_replies_to_what_came_before_a_violation_go_out_before_the_close(
+    conn: Connection, bad: Callable[[Connection], bytes]
+) -> None:
+    # RFC 6455 §7.1.7: what the peer sent correctly counts; the failure comes after it.
+    events = conn.receive_data(peer_frame(conn, TEXT, b"Hello") + bad(conn) + peer_frame(conn, PING, b"late"))
+    assert events[0] == "Hello" and isinstance(events[-1], Closed) and len(events) == 2
+    assert conn.state is State.OPEN  # while the caller handles "Hello"
+    assert not conn.can_send_prebuilt()  # a prebuilt frame would overtake the close
+    conn.send_text("echo: Hello")
+    conn.close()  # no second close frame: the failure's is on its way
+    frames = sent_frames(conn)
+    assert [(f.opcode, f.payload) for f in frames[:-1]] == [(TEXT, b"echo: Hello")]
+    assert (frames[-1].opcode, Close.parse(frames[-1].payload).code) == (CLOSE, events[-1].code)
+    assert conn.state is State.CLOSED and conn.should_close_transport
+    with pytest.raises(ConnectionClosed):
+        conn.send_text("too late")
+    assert conn.receive_data(peer_frame(conn, PING)) == [] and conn.data_to_send() == []
+
+
+def test_3_a_fragmented_message_interrupted_by_a_bad_control_frame(conn: Connection) -> None:
+    wire = b"".join(
+        [
+            peer_frame(conn, TEXT, b"whole"),
+            peer_frame(conn, PING, b"ping"),
+            peer_frame(conn, TEXT, b"frag", fin=False),
+            peer_frame(conn, PING, b"fragmented ping", fin=False),
+        ]
+    )
+    events = conn.receive_data(wire)  # one read: the reply must still precede the close
+    assert events[:-1] == ["whole", Ping(b"ping")]
+    conn.send_binary(b"reply")
+    replies = assert_failed(conn, events, 1002)
+    assert [(f.opcode, f.payload) for f in replies] == [(PONG, b"ping"), (BINARY, b"reply")]
 
 
 @pytest.mark.parametrize("rsv", [RSV1, RSV2, RSV3])
@@ -1954,6 +1998,7 @@ def check_events(conn: Connection, events: list[Event], failures: set[int] = ALL
     assert all(isinstance(e, allowed) for e in events), events
     closes = [i for i, e in enumerate(events) if isinstance(e, Closed)]
     assert len(closes) <= 1 and (not closes or closes[0] == len(events) - 1), events
+    sent_frames(conn)  # whatever was queued is well-formed (and a failure's close frame handed over)
     if closes:
         closed = events[-1]
         assert isinstance(closed, Closed)
@@ -1962,7 +2007,6 @@ def check_events(conn: Connection, events: list[Event], failures: set[int] = ALL
         else:
             assert closed.code in failures, closed
         assert conn.state is State.CLOSED and conn.should_close_transport
-    sent_frames(conn)  # whatever was queued is well-formed
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

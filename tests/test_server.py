@@ -337,6 +337,23 @@ def test_garbage_after_handshake_gets_1002_then_tcp_close(garbage: bytes) -> Non
         assert recorder.next_close()[0] == 1002
 
 
+@pytest.mark.parametrize(
+    "violation",
+    [masked_frame(0x3, b"reserved opcode"), masked_frame(PING, b"fragmented", fin=False)],
+    ids=["reserved-opcode", "fragmented-ping"],
+)
+def test_a_message_before_a_violation_in_the_same_read_is_echoed_before_the_close(violation: bytes) -> None:
+    # RFC 6455 §7.1.7: the valid text counts and its reply is written, then the connection fails.
+    recorder = Recorder()
+    with running_server(recorder) as server, RawClient(server) as raw:
+        raw.handshake()
+        raw.send(masked_frame(TEXT, b"Hello") + violation + masked_frame(PING, b"too late"))
+        assert raw.recv_frame() == (TEXT, b"Hello")
+        assert raw.recv_close()[0] == 1002  # and no pong: nothing after the violation counts
+        assert raw.closed_by_server()
+        assert recorder.next_close()[0] == 1002
+
+
 def test_client_vanishing_mid_message_is_closed_1006_and_others_are_served() -> None:
     recorder = Recorder()
     with running_server(recorder) as server, ws_client(server) as bystander:

@@ -151,6 +151,9 @@ class Connection:
         self._http_parser: RequestParser | ResponseParser | None = None
         self._deflate: PerMessageDeflateCodec | None = None
         self._output: list[Any] = []
+        # The close frame of a failure that followed other events in the same
+        # data: it waits behind what the caller sends while handling those.
+        self._failure_close: list[Any] = []
         #: Bytes queued by sends and not yet taken by :meth:`data_to_send`
         #: (read it, do not set it).
         self.buffered_amount = 0
@@ -206,8 +209,12 @@ class Connection:
 
         Returns:
             The events, in order. After a protocol violation the last event
-            is :class:`~wsfast.events.Closed` and the close frame is queued:
-            send :meth:`data_to_send`, then close the transport.
+            is :class:`~wsfast.events.Closed`: send :meth:`data_to_send`, then
+            close the transport. When other events precede it (a message, a
+            ping), the connection stays OPEN while the caller handles them,
+            so that its replies are written before the close frame
+            (RFC 6455 §7.1.7): :meth:`data_to_send` then returns them, then
+            the close frame, and the connection is CLOSED from that call on.
         """
         if self.state is State.CONNECTING:
             return self._receive_handshake(data)
@@ -432,15 +439,27 @@ class Connection:
         self._finish(close.code, close.reason, True, events)
 
     def _fail(self, exc: ProtocolError, events: list[Event]) -> None:
-        """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after."""
+        """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after.
+
+        The events before the violation still count: when there are some,
+        the close frame waits in ``_failure_close`` until :meth:`data_to_send`,
+        and the connection stays OPEN for the replies to them until then.
+        """
         self._failure = exc
         reason = str(exc).encode()[:123].decode("utf-8", "ignore")
+        deferred = bool(events) and self._close_sent is None
         if self._close_sent is None:
+            queued = len(self._output)
             self._send_close(Close(exc.code, reason))
+            if deferred:
+                self._failure_close = self._output[queued:]
+                del self._output[queued:]
         self._close_received = self._close_received or Close(exc.code, reason)
         self._message = bytearray()
         self.should_close_transport = True
         self._finish(exc.code, reason, False, events, exc)
+        if deferred:
+            self.state = State.OPEN  # until data_to_send() hands over the close frame
 
     def _finish(
         self, code: int, reason: str, clean: bool, events: list[Event], error: ProtocolError | None = None
@@ -460,6 +479,10 @@ class Connection:
         very object passed to a send method: do not modify it until written.
         """
         output, self._output = self._output, []
+        if self._failure_close:
+            output += self._failure_close
+            self._failure_close = []
+            self.state = State.CLOSED
         self.buffered_amount = 0
         return output
 
@@ -513,7 +536,13 @@ class Connection:
         fragmented send: a server can then frame a message once and write the
         same buffers to many clients (after draining :meth:`data_to_send`).
         """
-        return self._is_server and self.state is State.OPEN and not self._sending_opcode and self._deflate is None
+        return (
+            self._is_server
+            and self.state is State.OPEN
+            and not self._sending_opcode
+            and self._deflate is None
+            and not self._failure_close
+        )
 
     @property
     def messages_are_independent(self) -> bool:
