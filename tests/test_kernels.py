@@ -497,6 +497,7 @@ def test_partial_shows_the_payload_received_so_far(impl: types.ModuleType, size:
         seen += frame.payload
     assert seen == data[:-1]
     assert parser.partial(size + 5).payload == b""
+    assert parser.partial(None) == _py.Frame(0x1, b"", False, 0)  # the header alone, nothing copied
     assert parser.feed(stream[-1:]) == [_py.Frame(0x1, data, False, 0)]
     assert parser.partial() is None
 

@@ -777,18 +777,50 @@ def test_6_4_1_6_4_2_invalid_text_in_fragments_fails_fast(conn: Connection, piec
 
 
 @pytest.mark.parametrize("pieces", [FAIL_FAST["6.4.1"], FAIL_FAST["6.4.2"]], ids=["6.4.3", "6.4.4"])
-def test_6_4_3_6_4_4_invalid_text_in_one_frame_sent_in_chops(server: Connection, pieces: list[bytes]) -> None:
-    # One frame, sent in three chops. wsfast checks a frame once it is complete,
-    # which Autobahn accepts ("NON-STRICT"): the outcome is what counts.
-    wire = client_frame(TEXT, b"".join(pieces))
+def test_6_4_3_6_4_4_invalid_text_in_one_frame_sent_in_chops(conn: Connection, pieces: list[bytes]) -> None:
+    # One frame, sent in three chops: strict, it fails with the chop that holds the bad byte.
+    wire = peer_frame(conn, TEXT, b"".join(pieces))
     cut1, cut2 = len(wire) - len(pieces[1]) - len(pieces[2]), len(wire) - len(pieces[2])
-    events = [
-        *server.receive_data(wire[:cut1]),
-        *server.receive_data(wire[cut1:cut2]),
-        *server.receive_data(wire[cut2:]),
-    ]
+    assert conn.receive_data(wire[:cut1]) == []
+    events = conn.receive_data(wire[cut1:cut2])
     assert len(events) == 1
-    assert_failed(server, events, 1007)
+    assert_failed(conn, events, 1007)
+    assert conn.receive_data(wire[cut2:]) == []
+
+
+@pytest.mark.parametrize("size", [1000, 200_000], ids=["buffered-frame", "streamed-frame"])
+def test_6_a_long_text_frame_fails_at_the_read_with_the_bad_byte(conn: Connection, size: int) -> None:
+    text = ("κόσμε" * size)[:size].encode()
+    wire = peer_frame(conn, TEXT, text + b"\xed\xa0\x80" + text)  # a surrogate in the middle
+    reads = split(wire, 997)
+    header = len(wire) - 2 * len(text) - 3
+    bad_read = (header + len(text) + 1) // 997  # the read holding 0xA0: no valid UTF-8 goes on "ED A0"
+    for data in reads[:bad_read]:
+        assert conn.receive_data(data) == []
+    assert_failed(conn, conn.receive_data(reads[bad_read]), 1007)
+
+
+def test_6_a_valid_text_frame_in_many_reads_is_checked_once_through(conn: Connection, how: str) -> None:
+    text = "κόσμε, 𝄞 and ascii " * 5000
+    first, second = text[:50_000].encode(), text[50_000:].encode()
+    frames = [
+        peer_frame(conn, TEXT, first[:-1], fin=False),  # ends inside a code point
+        peer_frame(conn, PING, b"between"),
+        peer_frame(conn, CONT, first[-1:] + second),
+        peer_frame(conn, TEXT, KOSME),
+    ]
+    events = feed(conn, b"".join(frames), 4099) if how == "octets" else deliver(conn, frames, how)
+    assert [e for e in events if isinstance(e, str)] == [text, KOSME.decode()]
+
+
+def test_6_a_long_compressed_text_frame_is_checked_once_inflated() -> None:
+    client, server = open_pair(extensions=[PerMessageDeflate()])
+    client.send_text("κόσμε" * 50_000)
+    wire = sent_bytes(client)
+    events = []
+    for data in split(wire, 1000):
+        events += server.receive_data(data)
+    assert events == ["κόσμε" * 50_000]
 
 
 def test_6_the_utf8_check_restarts_with_each_message(server: Connection) -> None:

@@ -165,6 +165,8 @@ class Connection:
         self._message_size = 0
         self._compressed = False
         self._validator = Utf8Validator()
+        # Payload bytes of the incomplete frame that the validator has seen.
+        self._text_checked = 0
         self._text_decoder = codecs.getincrementaldecoder("utf-8")()
         # The message being sent in fragments: its opcode (0 when none) and
         # whether it is compressed.
@@ -230,6 +232,9 @@ class Connection:
         deflate = self._deflate
         # Whole messages skip the general path: the hot case.
         simple = not self._message_opcode and not self.stream_fragments
+        # The first frame's payload bytes that _check_partial_text already
+        # fed to the UTF-8 validator, when it arrived over several reads.
+        checked, self._text_checked = self._text_checked, 0
         try:
             for frame in frames:
                 opcode = frame.opcode
@@ -262,11 +267,14 @@ class Connection:
                         break
                     self._receive_ping_pong(opcode, frame.payload, events)
                 else:
-                    self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events)
+                    prefix = checked if frame is frames[0] else 0
+                    self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events, prefix)
                     simple = not self._message_opcode and not self.stream_fragments
             else:
                 if self._parser.error is not None:
                     raise self._parser.error
+                self._text_checked = 0 if frames else checked  # a frame that completed starts afresh
+                self._check_partial_text()
         except ProtocolError as exc:
             self._fail(exc, events)
         return events
@@ -366,8 +374,37 @@ class Connection:
                 raise ValueError(f"unsupported extension object: {extension!r}")
         self.extensions = tuple(names)
 
-    def _receive_data_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int, events: list[Event]) -> None:
-        """A data frame outside the fast path: fragments, compression, streaming."""
+    def _check_partial_text(self) -> None:
+        """Validate what arrived of an incomplete text frame (RFC 6455 §8.1: fail fast).
+
+        Raises:
+            InvalidUTF8: the bytes that arrived so far cannot start valid UTF-8.
+        """
+        parser = self._parser
+        header = parser.partial(None)
+        if header is None or header.rsv:
+            return  # no frame in progress, or a compressed one: inflated when complete
+        if header.opcode == _TEXT:
+            if self._message_opcode:
+                return  # a new message inside a fragmented one: fails when complete
+            if not self._text_checked:
+                self._validator.reset()
+        elif header.opcode != _CONTINUATION or self._message_opcode != _TEXT or self._compressed:
+            return
+        frame = parser.partial(self._text_checked)
+        assert frame is not None
+        self._text_checked += len(frame.payload)
+        if not self._validator.validate(frame.payload)[0]:
+            raise InvalidUTF8("invalid UTF-8 in a text message")
+
+    def _receive_data_frame(
+        self, opcode: int, payload: bytes, fin: bool, rsv: int, events: list[Event], checked: int = 0
+    ) -> None:
+        """A data frame outside the fast path: fragments, compression, streaming.
+
+        ``checked`` is how many bytes of ``payload`` the UTF-8 validator saw
+        already, while the frame was arriving.
+        """
         if opcode == _CONTINUATION:
             if not self._message_opcode:
                 raise ProtocolError("continuation frame without a message to continue")
@@ -380,7 +417,8 @@ class Connection:
             self._compressed = bool(rsv & _RSV1)
             self._message_size = 0
             if opcode == _TEXT:
-                self._validator.reset()
+                if not checked:
+                    self._validator.reset()
                 self._text_decoder.reset()
         is_text = self._message_opcode == _TEXT
         if self._compressed:
@@ -392,7 +430,7 @@ class Connection:
             raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
         if is_text:
             # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
-            valid, complete, _, _ = self._validator.validate(payload)
+            valid, complete, _, _ = self._validator.validate(memoryview(payload)[checked:] if checked else payload)
             if not valid or (fin and not complete):
                 raise InvalidUTF8("invalid UTF-8 in a text message")
         if self.stream_fragments:

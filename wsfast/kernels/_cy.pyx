@@ -455,31 +455,37 @@ cdef class FrameParser:
             raise ValueError(f"rsv_allowed must be in 0-7, got {value}")
         self._rsv_allowed = value
 
-    def partial(self, Py_ssize_t start=0):
+    def partial(self, start=0):
         """See ``wsfast.kernels._py.FrameParser.partial``."""
         cdef Header h
         cdef Py_ssize_t size
         cdef const uint8_t *q
-        if start < 0:
-            raise ValueError(f"start must be >= 0, got {start}")
+        cdef bint header_only = start is None
+        cdef Py_ssize_t first = 0 if header_only else start
+        if first < 0:
+            raise ValueError(f"start must be >= 0, got {first}")
         if self._payload != NULL:
             h = self._header
+            if header_only:
+                return new_frame(h.opcode, b"", h.fin, h.rsv)
             q = <const uint8_t *>PyBytes_AS_STRING(<object>self._payload)
             size = self._filled
-            start = min(start, size)
-            return new_frame(h.opcode, PyBytes_FromStringAndSize(<char *>q + start, size - start), h.fin, h.rsv)
+            first = min(first, size)
+            return new_frame(h.opcode, PyBytes_FromStringAndSize(<char *>q + first, size - first), h.fin, h.rsv)
         size = PyByteArray_GET_SIZE(self._buffer)
         q = <const uint8_t *>PyByteArray_AS_STRING(self._buffer)
         if self._error is not None or not read_header(q, size, &h):
             return None
+        if header_only:
+            return new_frame(h.opcode, b"", h.fin, h.rsv)
         q += h.header_length
         size -= h.header_length
-        start = min(start, size)
-        payload = PyBytes_FromStringAndSize(NULL, size - start)
+        first = min(first, size)
+        payload = PyBytes_FromStringAndSize(NULL, size - first)
         if h.masked:
-            wsf_mask(q + start, <uint8_t *>PyBytes_AS_STRING(payload), size - start, h.key, start & 3)
+            wsf_mask(q + first, <uint8_t *>PyBytes_AS_STRING(payload), size - first, h.key, first & 3)
         else:
-            memcpy(PyBytes_AS_STRING(payload), q + start, size - start)
+            memcpy(PyBytes_AS_STRING(payload), q + first, size - first)
         return new_frame(h.opcode, payload, h.fin, h.rsv)
 
     cdef int check(self, Header *h) except -1:
