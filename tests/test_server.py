@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import os
 import queue
+import random
 import socket
 import ssl
 import struct
@@ -309,6 +310,22 @@ def test_slowloris_handshake_is_dropped_after_handshake_timeout() -> None:
                 if dropped:
                     break
             assert dropped, "the slow handshake was never dropped"
+        with ws_client(server) as client:
+            assert_echoes(client)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [random.Random(seed).randbytes(64) for seed in range(3)] + [b"\x16\x03\x01\x00\xa5\x01", b"HELLO?\r\n"],
+    ids=["random-0", "random-1", "random-2", "tls-client-hello", "not-a-request-line"],
+)
+def test_bytes_that_cannot_be_a_request_get_400_without_waiting_for_the_handshake_timeout(garbage: bytes) -> None:
+    # Issue 9: 968 of 1,000 such clients were held open until handshake_timeout.
+    with running_server(handshake_timeout=10 * TIMEOUT) as server, RawClient(server) as raw:
+        raw.send(garbage)
+        status, _, _ = raw.http_response()  # the client's timeout is a tenth of the server's
+        assert status == 400
+        assert raw.closed_by_server()
         with ws_client(server) as client:
             assert_echoes(client)
 
