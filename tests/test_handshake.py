@@ -389,6 +389,44 @@ def test_malformed_request_heads_are_400(head: bytes) -> None:
     assert info.value.status == 400
 
 
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(b"\x16", id="TLS ClientHello"),
+        pytest.param(b"\x00", id="NUL"),
+        pytest.param(b" ", id="space first"),
+        pytest.param(b"G(", id="method not a token"),
+        pytest.param(b"GET /\x7f", id="control char in target"),
+        pytest.param(b"GET / HTTX", id="not HTTP"),
+        pytest.param(b"GET / HTTP/1.1 ", id="four words"),
+        pytest.param(b"GET / HTTP/1.1\rX", id="bare CR"),
+        pytest.param(b"GET /\n", id="a whole line without a version"),
+    ],
+)
+def test_what_cannot_start_a_request_line_is_400_as_soon_as_it_arrives(start: bytes) -> None:
+    # Issue 9: random bytes were held until the handshake timeout.
+    parser = RequestParser()
+    with pytest.raises(InvalidHandshake) as info:
+        for i in range(len(start)):
+            parser.feed(start[i : i + 1])
+    assert (info.value.status, i) == (400, len(start) - 1)
+    assert "malformed request line: '" in str(info.value)  # names what arrived
+
+
+def test_every_prefix_of_a_valid_request_line_is_awaited() -> None:
+    for line in (b"GET /chat HTTP/1.1\r\n", b"M-SEARCH * HTTP/1.0\n", b"GET /%7E?a=b HTTP/9.9"):
+        for end in range(len(line) + 1):
+            assert RequestParser().feed(line[:end]) is None
+
+
+def test_the_early_check_stops_at_a_long_request_line() -> None:
+    parser = RequestParser()
+    assert parser.feed(b"GET /" + b"a" * 2000) is None
+    assert parser.feed(b"\x7f HTTP/1.1\r\n") is None  # checked when the head is complete
+    with pytest.raises(InvalidHandshake, match="malformed request line"):
+        parser.feed(b"\r\n")
+
+
 @pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/0.9"])
 def test_a_version_other_than_http_1_is_505(version: bytes) -> None:
     with pytest.raises(InvalidHandshake) as info:

@@ -11,6 +11,7 @@ import inspect
 import itertools
 import mmap
 import os
+import tracemalloc
 import types
 
 import pytest
@@ -451,6 +452,63 @@ def test_frame_parser_streams_a_large_frame_into_its_payload(impl: types.ModuleT
     for start in range(0, len(stream), 65536):
         frames += parser.feed(memoryview(stream)[start : start + 65536])
     assert frames == [_py.Frame(0x2, data, True, 0)]
+
+
+def test_frame_parser_holds_what_arrived_not_what_a_header_announces(impl: types.ModuleType) -> None:
+    # Issue 9: the compiled twin reserved 16 MiB per header, 800 MiB for 50 parsers.
+    wire = _py.frame_header(0x2, 16 << 20, mask_key=KEY) + bytes(24)
+    tracemalloc.start()
+    try:
+        parsers = [impl.FrameParser(masked=True) for _ in range(50)]
+        for parser in parsers:
+            assert parser.feed(wire) == []
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 8 << 20  # 50 x 16 MiB before the fix
+    assert all(parser.buffered == len(wire) for parser in parsers)
+
+
+def test_a_large_frame_in_many_reads_ends_as_its_exact_payload(impl: types.ModuleType) -> None:
+    data = payload(3_000_017)
+    stream = _py.build_frame(0x2, data, mask_key=KEY)
+    parser = impl.FrameParser(masked=True)
+    frames = []
+    for start in range(0, len(stream), 4093):
+        frames += parser.feed(stream[start : start + 4093])
+        assert parser.buffered == min(start + 4093, len(stream)) % len(stream)
+    assert frames == [_py.Frame(0x2, data, True, 0)] and type(frames[0].payload) is bytes
+
+
+@pytest.mark.parametrize("size", [1000, 70_000, 300_000])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+def test_partial_shows_the_payload_received_so_far(impl: types.ModuleType, size: int, masked: bool) -> None:
+    data = payload(size)
+    stream = _py.build_frame(0x1, data, fin=False, mask_key=KEY if masked else None)
+    parser = impl.FrameParser(masked=masked)
+    assert parser.partial() is None
+    parser.feed(stream[:1])
+    assert parser.partial() is None  # no whole header yet
+    seen = b""
+    for start in range(1, len(stream) - 1, 9_999):
+        parser.feed(stream[start : min(start + 9_999, len(stream) - 1)])
+        frame = parser.partial(len(seen))
+        assert frame is not None and (frame.opcode, frame.fin, frame.rsv) == (0x1, False, 0)
+        seen += frame.payload
+    assert seen == data[:-1]
+    assert parser.partial(size + 5).payload == b""
+    assert parser.partial(None) == _py.Frame(0x1, b"", False, 0)  # the header alone, nothing copied
+    assert parser.feed(stream[-1:]) == [_py.Frame(0x1, data, False, 0)]
+    assert parser.partial() is None
+
+
+def test_partial_rejects_a_negative_start_and_is_none_after_a_violation(impl: types.ModuleType) -> None:
+    parser = impl.FrameParser(masked=True)
+    with pytest.raises(ValueError, match="start must be >= 0, got -1"):
+        parser.partial(-1)
+    with pytest.raises(ProtocolError, match="unmasked client frame"):
+        parser.feed(_py.frame_header(0x1, 10) + b"abc")
+    assert parser.partial() is None
 
 
 def test_frame_parser_reads_unmasked_server_frames(impl: types.ModuleType) -> None:

@@ -109,10 +109,10 @@ def assert_failed(conn: Connection, events: Sequence[Event], code: int) -> list[
     assert (closed.code, closed.clean) == (code, False), closed
     assert closed.error is not None and closed.error.code == code
     assert [e for e in events if isinstance(e, Closed)] == [closed]
-    assert conn.state is State.CLOSED
     assert conn.should_close_transport
     assert conn.close_code == code
     frames = sent_frames(conn)
+    assert conn.state is State.CLOSED
     assert frames and frames[-1].opcode == CLOSE, frames
     assert Close.parse(frames[-1].payload).code == code
     return frames[:-1]
@@ -330,6 +330,50 @@ def test_3_reserved_bits_fail_with_1002_after_delivering_what_came_before(
     assert assert_failed(conn, events, 1002) == []
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda conn: peer_frame(conn, 0x3, b"x"), id="reserved-opcode"),
+        pytest.param(lambda conn: peer_frame(conn, TEXT, b"x", rsv=RSV2), id="reserved-bit"),
+        pytest.param(lambda conn: peer_frame(conn, TEXT, b"\xff"), id="invalid-utf8"),
+        pytest.param(lambda conn: peer_frame(conn, CONT, b"x"), id="lone-continuation"),
+    ],
+)
+def test_3_replies_to_what_came_before_a_violation_go_out_before_the_close(
+    conn: Connection, bad: Callable[[Connection], bytes]
+) -> None:
+    # RFC 6455 §7.1.7: what the peer sent correctly counts; the failure comes after it.
+    events = conn.receive_data(peer_frame(conn, TEXT, b"Hello") + bad(conn) + peer_frame(conn, PING, b"late"))
+    assert events[0] == "Hello" and isinstance(events[-1], Closed) and len(events) == 2
+    assert conn.state is State.OPEN  # while the caller handles "Hello"
+    assert not conn.can_send_prebuilt()  # a prebuilt frame would overtake the close
+    conn.send_text("echo: Hello")
+    conn.close()  # no second close frame: the failure's is on its way
+    frames = sent_frames(conn)
+    assert [(f.opcode, f.payload) for f in frames[:-1]] == [(TEXT, b"echo: Hello")]
+    assert (frames[-1].opcode, Close.parse(frames[-1].payload).code) == (CLOSE, events[-1].code)
+    assert conn.state is State.CLOSED and conn.should_close_transport
+    with pytest.raises(ConnectionClosed):
+        conn.send_text("too late")
+    assert conn.receive_data(peer_frame(conn, PING)) == [] and conn.data_to_send() == []
+
+
+def test_3_a_fragmented_message_interrupted_by_a_bad_control_frame(conn: Connection) -> None:
+    wire = b"".join(
+        [
+            peer_frame(conn, TEXT, b"whole"),
+            peer_frame(conn, PING, b"ping"),
+            peer_frame(conn, TEXT, b"frag", fin=False),
+            peer_frame(conn, PING, b"fragmented ping", fin=False),
+        ]
+    )
+    events = conn.receive_data(wire)  # one read: the reply must still precede the close
+    assert events[:-1] == ["whole", Ping(b"ping")]
+    conn.send_binary(b"reply")
+    replies = assert_failed(conn, events, 1002)
+    assert [(f.opcode, f.payload) for f in replies] == [(PONG, b"ping"), (BINARY, b"reply")]
+
+
 @pytest.mark.parametrize("rsv", [RSV1, RSV2, RSV3])
 def test_3_1_a_lone_frame_with_a_reserved_bit(conn: Connection, rsv: int) -> None:
     events = conn.receive_data(peer_frame(conn, TEXT, b"Hello, world!", rsv=rsv))
@@ -402,6 +446,38 @@ def test_5_a_fragmented_message_of_many_sizes(conn: Connection) -> None:
     data = os.urandom(200_000)
     pieces = [data[:1], data[1:126], data[126:70_000], data[70_000:70_000], data[70_000:]]
     assert conn.receive_data(b"".join(fragments(conn, BINARY, pieces))) == [bytes(data)]
+
+
+def traced_growth(receive: Callable[[], object]) -> int:
+    """How many more bytes Python's allocators hold after ``receive()`` than before."""
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        receive()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return after - before
+
+
+@pytest.mark.parametrize("piece", [b"a", b""], ids=["one-byte", "empty"])
+def test_5_a_fragment_costs_its_payload_and_nothing_more(conn: Connection, piece: bytes) -> None:
+    # Issue 9: one object per fragment let 300,000 one-byte fragments cost 18 MiB.
+    conn.receive_data(peer_frame(conn, BINARY, b"a", fin=False))
+    reads = [peer_frame(conn, CONT, piece, fin=False) * 10_000 for _ in range(10)]
+
+    def receive() -> None:
+        for data in reads:
+            assert conn.receive_data(data) == []
+
+    assert traced_growth(receive) < 256 * KiB  # 100,000 fragments; before the fix: over 3 MiB
+    assert conn.receive_data(peer_frame(conn, CONT, b"!")) == [b"a" + piece * 100_000 + b"!"]
+
+
+def test_5_one_byte_fragments_past_the_limit_fail_with_1009(conn: Connection) -> None:
+    conn = Connection(conn.role, max_message_size=1000)
+    events = conn.receive_data(b"".join(fragments(conn, BINARY, [b"a"] * 1001)))
+    assert_failed(conn, events, 1009)
 
 
 def test_5_6_to_5_8_a_ping_between_two_fragments(conn: Connection, how: str) -> None:
@@ -701,18 +777,50 @@ def test_6_4_1_6_4_2_invalid_text_in_fragments_fails_fast(conn: Connection, piec
 
 
 @pytest.mark.parametrize("pieces", [FAIL_FAST["6.4.1"], FAIL_FAST["6.4.2"]], ids=["6.4.3", "6.4.4"])
-def test_6_4_3_6_4_4_invalid_text_in_one_frame_sent_in_chops(server: Connection, pieces: list[bytes]) -> None:
-    # One frame, sent in three chops. wsfast checks a frame once it is complete,
-    # which Autobahn accepts ("NON-STRICT"): the outcome is what counts.
-    wire = client_frame(TEXT, b"".join(pieces))
+def test_6_4_3_6_4_4_invalid_text_in_one_frame_sent_in_chops(conn: Connection, pieces: list[bytes]) -> None:
+    # One frame, sent in three chops: strict, it fails with the chop that holds the bad byte.
+    wire = peer_frame(conn, TEXT, b"".join(pieces))
     cut1, cut2 = len(wire) - len(pieces[1]) - len(pieces[2]), len(wire) - len(pieces[2])
-    events = [
-        *server.receive_data(wire[:cut1]),
-        *server.receive_data(wire[cut1:cut2]),
-        *server.receive_data(wire[cut2:]),
-    ]
+    assert conn.receive_data(wire[:cut1]) == []
+    events = conn.receive_data(wire[cut1:cut2])
     assert len(events) == 1
-    assert_failed(server, events, 1007)
+    assert_failed(conn, events, 1007)
+    assert conn.receive_data(wire[cut2:]) == []
+
+
+@pytest.mark.parametrize("size", [1000, 200_000], ids=["buffered-frame", "streamed-frame"])
+def test_6_a_long_text_frame_fails_at_the_read_with_the_bad_byte(conn: Connection, size: int) -> None:
+    text = ("κόσμε" * size)[:size].encode()
+    wire = peer_frame(conn, TEXT, text + b"\xed\xa0\x80" + text)  # a surrogate in the middle
+    reads = split(wire, 997)
+    header = len(wire) - 2 * len(text) - 3
+    bad_read = (header + len(text) + 1) // 997  # the read holding 0xA0: no valid UTF-8 goes on "ED A0"
+    for data in reads[:bad_read]:
+        assert conn.receive_data(data) == []
+    assert_failed(conn, conn.receive_data(reads[bad_read]), 1007)
+
+
+def test_6_a_valid_text_frame_in_many_reads_is_checked_once_through(conn: Connection, how: str) -> None:
+    text = "κόσμε, 𝄞 and ascii " * 5000
+    first, second = text[:50_000].encode(), text[50_000:].encode()
+    frames = [
+        peer_frame(conn, TEXT, first[:-1], fin=False),  # ends inside a code point
+        peer_frame(conn, PING, b"between"),
+        peer_frame(conn, CONT, first[-1:] + second),
+        peer_frame(conn, TEXT, KOSME),
+    ]
+    events = feed(conn, b"".join(frames), 4099) if how == "octets" else deliver(conn, frames, how)
+    assert [e for e in events if isinstance(e, str)] == [text, KOSME.decode()]
+
+
+def test_6_a_long_compressed_text_frame_is_checked_once_inflated() -> None:
+    client, server = open_pair(extensions=[PerMessageDeflate()])
+    client.send_text("κόσμε" * 50_000)
+    wire = sent_bytes(client)
+    events = []
+    for data in split(wire, 1000):
+        events += server.receive_data(data)
+    assert events == ["κόσμε" * 50_000]
 
 
 def test_6_the_utf8_check_restarts_with_each_message(server: Connection) -> None:
@@ -1922,6 +2030,7 @@ def check_events(conn: Connection, events: list[Event], failures: set[int] = ALL
     assert all(isinstance(e, allowed) for e in events), events
     closes = [i for i, e in enumerate(events) if isinstance(e, Closed)]
     assert len(closes) <= 1 and (not closes or closes[0] == len(events) - 1), events
+    sent_frames(conn)  # whatever was queued is well-formed (and a failure's close frame handed over)
     if closes:
         closed = events[-1]
         assert isinstance(closed, Closed)
@@ -1930,7 +2039,6 @@ def check_events(conn: Connection, events: list[Event], failures: set[int] = ALL
         else:
             assert closed.code in failures, closed
         assert conn.state is State.CLOSED and conn.should_close_transport
-    sent_frames(conn)  # whatever was queued is well-formed
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import os
 import queue
+import random
 import socket
 import ssl
 import struct
@@ -313,6 +314,22 @@ def test_slowloris_handshake_is_dropped_after_handshake_timeout() -> None:
             assert_echoes(client)
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [random.Random(seed).randbytes(64) for seed in range(3)] + [b"\x16\x03\x01\x00\xa5\x01", b"HELLO?\r\n"],
+    ids=["random-0", "random-1", "random-2", "tls-client-hello", "not-a-request-line"],
+)
+def test_bytes_that_cannot_be_a_request_get_400_without_waiting_for_the_handshake_timeout(garbage: bytes) -> None:
+    # Issue 9: 968 of 1,000 such clients were held open until handshake_timeout.
+    with running_server(handshake_timeout=10 * TIMEOUT) as server, RawClient(server) as raw:
+        raw.send(garbage)
+        status, _, _ = raw.http_response()  # the client's timeout is a tenth of the server's
+        assert status == 400
+        assert raw.closed_by_server()
+        with ws_client(server) as client:
+            assert_echoes(client)
+
+
 # --- faults after the handshake ------------------------------------------------------------
 
 
@@ -333,6 +350,23 @@ def test_garbage_after_handshake_gets_1002_then_tcp_close(garbage: bytes) -> Non
         raw.send(garbage)
         code, _ = raw.recv_close()
         assert code == 1002
+        assert raw.closed_by_server()
+        assert recorder.next_close()[0] == 1002
+
+
+@pytest.mark.parametrize(
+    "violation",
+    [masked_frame(0x3, b"reserved opcode"), masked_frame(PING, b"fragmented", fin=False)],
+    ids=["reserved-opcode", "fragmented-ping"],
+)
+def test_a_message_before_a_violation_in_the_same_read_is_echoed_before_the_close(violation: bytes) -> None:
+    # RFC 6455 §7.1.7: the valid text counts and its reply is written, then the connection fails.
+    recorder = Recorder()
+    with running_server(recorder) as server, RawClient(server) as raw:
+        raw.handshake()
+        raw.send(masked_frame(TEXT, b"Hello") + violation + masked_frame(PING, b"too late"))
+        assert raw.recv_frame() == (TEXT, b"Hello")
+        assert raw.recv_close()[0] == 1002  # and no pong: nothing after the violation counts
         assert raw.closed_by_server()
         assert recorder.next_close()[0] == 1002
 

@@ -37,6 +37,19 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 # RFC 9112 §3.2: a request-target is visible ASCII, with no whitespace.
 TARGET = re.compile(r"[\x21-\x7e]+")
+# What a request line can begin with (RFC 9112 §3): a method, a target, then
+# "HTTP/d.d", each possibly cut short. Checked as the line arrives, so that
+# bytes that cannot be HTTP (random bytes, TLS to a plain port) get a 400 at
+# once, not at the handshake timeout.
+_VERSION_START = r"(?:H(?:T(?:T(?:P(?:/(?:[0-9](?:\.(?:[0-9]\r?)?)?)?)?)?)?)?)?"
+_REQUEST_LINE_START = re.compile(
+    rf"(?:{TOKEN.pattern})?"
+    rf"|{TOKEN.pattern} (?:{TARGET.pattern})?"
+    rf"|{TOKEN.pattern} {TARGET.pattern} {_VERSION_START}"
+)
+# Beyond this, a request line still without its end is checked once complete:
+# the early check is then cheap even for a line fed one byte at a time.
+_REQUEST_LINE_CHECKED = 1024
 # RFC 9112 §4: status-code SP [ reason-phrase ], after "HTTP-version SP".
 # The SP before an empty reason is optional here: many servers omit it.
 _STATUS = re.compile(r"([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
@@ -284,6 +297,18 @@ def _find_blank_line(buffer: bytearray, start: int, end: int) -> int:
     return crlf
 
 
+def _parse_request_line(line: str) -> tuple[str, str, str]:
+    """``(method, target, version)`` of a request line, or raise 400 or 505.
+
+    RFC 9112 §3: request-line = method SP request-target SP HTTP-version.
+    """
+    parts = line.split(" ")
+    if len(parts) != 3 or not TOKEN.fullmatch(parts[0]) or not TARGET.fullmatch(parts[1]):
+        raise InvalidHandshake(400, f"malformed request line: {line[:40]!r}")
+    _check_version(parts[2])
+    return parts[0], parts[1], parts[2]
+
+
 def _check_version(version: str) -> None:
     """Raise InvalidHandshake unless ``version`` is ``HTTP/1.x``."""
     match = VERSION.fullmatch(version)
@@ -396,14 +421,22 @@ class RequestParser(_HeadParser):
         """
         lines = self._read_head(data)
         if lines is None:
+            self._check_request_line()
             return None
-        # RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not TOKEN.fullmatch(parts[0]) or not TARGET.fullmatch(parts[1]):
-            raise InvalidHandshake(400, "malformed request line")
-        method, target, version = parts
-        _check_version(version)
+        method, target, version = _parse_request_line(lines[0])
         return Request(method, target, version, self._headers(lines[1:]))
+
+    def _check_request_line(self) -> None:
+        """Reject the head before it is complete when its first line cannot be a request line."""
+        buffer = self._buffer
+        if len(buffer) > _REQUEST_LINE_CHECKED:
+            return
+        line = buffer.decode("latin-1")
+        end = line.find("\n")
+        if end >= 0:
+            _parse_request_line(line[:end].removesuffix("\r"))
+        elif not _REQUEST_LINE_START.fullmatch(line):
+            raise InvalidHandshake(400, f"malformed request line: {line[:40]!r}")
 
 
 class ResponseParser(_HeadParser):

@@ -151,16 +151,22 @@ class Connection:
         self._http_parser: RequestParser | ResponseParser | None = None
         self._deflate: PerMessageDeflateCodec | None = None
         self._output: list[Any] = []
+        # The close frame of a failure that followed other events in the same
+        # data: it waits behind what the caller sends while handling those.
+        self._failure_close: list[Any] = []
         #: Bytes queued by sends and not yet taken by :meth:`data_to_send`
         #: (read it, do not set it).
         self.buffered_amount = 0
-        # The message being received: its opcode (0 when none), fragments,
-        # size, whether it is compressed, and a UTF-8 validator for text.
+        # The message being received: its opcode (0 when none), its payload
+        # so far (one buffer, so a fragment costs its bytes and nothing
+        # more), size, whether it is compressed, and a UTF-8 validator.
         self._message_opcode = 0
-        self._fragments: list[bytes] = []
+        self._message = bytearray()
         self._message_size = 0
         self._compressed = False
         self._validator = Utf8Validator()
+        # Payload bytes of the incomplete frame that the validator has seen.
+        self._text_checked = 0
         self._text_decoder = codecs.getincrementaldecoder("utf-8")()
         # The message being sent in fragments: its opcode (0 when none) and
         # whether it is compressed.
@@ -205,8 +211,12 @@ class Connection:
 
         Returns:
             The events, in order. After a protocol violation the last event
-            is :class:`~wsfast.events.Closed` and the close frame is queued:
-            send :meth:`data_to_send`, then close the transport.
+            is :class:`~wsfast.events.Closed`: send :meth:`data_to_send`, then
+            close the transport. When other events precede it (a message, a
+            ping), the connection stays OPEN while the caller handles them,
+            so that its replies are written before the close frame
+            (RFC 6455 §7.1.7): :meth:`data_to_send` then returns them, then
+            the close frame, and the connection is CLOSED from that call on.
         """
         if self.state is State.CONNECTING:
             return self._receive_handshake(data)
@@ -222,6 +232,9 @@ class Connection:
         deflate = self._deflate
         # Whole messages skip the general path: the hot case.
         simple = not self._message_opcode and not self.stream_fragments
+        # The first frame's payload bytes that _check_partial_text already
+        # fed to the UTF-8 validator, when it arrived over several reads.
+        checked, self._text_checked = self._text_checked, 0
         try:
             for frame in frames:
                 opcode = frame.opcode
@@ -254,11 +267,14 @@ class Connection:
                         break
                     self._receive_ping_pong(opcode, frame.payload, events)
                 else:
-                    self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events)
+                    prefix = checked if frame is frames[0] else 0
+                    self._receive_data_frame(opcode, frame.payload, frame.fin, frame.rsv, events, prefix)
                     simple = not self._message_opcode and not self.stream_fragments
             else:
                 if self._parser.error is not None:
                     raise self._parser.error
+                self._text_checked = 0 if frames else checked  # a frame that completed starts afresh
+                self._check_partial_text()
         except ProtocolError as exc:
             self._fail(exc, events)
         return events
@@ -358,8 +374,37 @@ class Connection:
                 raise ValueError(f"unsupported extension object: {extension!r}")
         self.extensions = tuple(names)
 
-    def _receive_data_frame(self, opcode: int, payload: bytes, fin: bool, rsv: int, events: list[Event]) -> None:
-        """A data frame outside the fast path: fragments, compression, streaming."""
+    def _check_partial_text(self) -> None:
+        """Validate what arrived of an incomplete text frame (RFC 6455 §8.1: fail fast).
+
+        Raises:
+            InvalidUTF8: the bytes that arrived so far cannot start valid UTF-8.
+        """
+        parser = self._parser
+        header = parser.partial(None)
+        if header is None or header.rsv:
+            return  # no frame in progress, or a compressed one: inflated when complete
+        if header.opcode == _TEXT:
+            if self._message_opcode:
+                return  # a new message inside a fragmented one: fails when complete
+            if not self._text_checked:
+                self._validator.reset()
+        elif header.opcode != _CONTINUATION or self._message_opcode != _TEXT or self._compressed:
+            return
+        frame = parser.partial(self._text_checked)
+        assert frame is not None
+        self._text_checked += len(frame.payload)
+        if not self._validator.validate(frame.payload)[0]:
+            raise InvalidUTF8("invalid UTF-8 in a text message")
+
+    def _receive_data_frame(
+        self, opcode: int, payload: bytes, fin: bool, rsv: int, events: list[Event], checked: int = 0
+    ) -> None:
+        """A data frame outside the fast path: fragments, compression, streaming.
+
+        ``checked`` is how many bytes of ``payload`` the UTF-8 validator saw
+        already, while the frame was arriving.
+        """
         if opcode == _CONTINUATION:
             if not self._message_opcode:
                 raise ProtocolError("continuation frame without a message to continue")
@@ -372,7 +417,8 @@ class Connection:
             self._compressed = bool(rsv & _RSV1)
             self._message_size = 0
             if opcode == _TEXT:
-                self._validator.reset()
+                if not checked:
+                    self._validator.reset()
                 self._text_decoder.reset()
         is_text = self._message_opcode == _TEXT
         if self._compressed:
@@ -384,7 +430,7 @@ class Connection:
             raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
         if is_text:
             # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
-            valid, complete, _, _ = self._validator.validate(payload)
+            valid, complete, _, _ = self._validator.validate(memoryview(payload)[checked:] if checked else payload)
             if not valid or (fin and not complete):
                 raise InvalidUTF8("invalid UTF-8 in a text message")
         if self.stream_fragments:
@@ -395,11 +441,11 @@ class Connection:
             elif fin or payload:
                 events.append(Fragment(payload, fin))
         else:
-            self._fragments.append(payload)
+            message = self._message
+            message += payload
             if fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                events.append(data.decode("utf-8") if is_text else data)
+                self._message = bytearray()
+                events.append(message.decode("utf-8") if is_text else bytes(message))
         if fin:
             self._message_opcode = 0
 
@@ -431,15 +477,27 @@ class Connection:
         self._finish(close.code, close.reason, True, events)
 
     def _fail(self, exc: ProtocolError, events: list[Event]) -> None:
-        """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after."""
+        """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after.
+
+        The events before the violation still count: when there are some,
+        the close frame waits in ``_failure_close`` until :meth:`data_to_send`,
+        and the connection stays OPEN for the replies to them until then.
+        """
         self._failure = exc
         reason = str(exc).encode()[:123].decode("utf-8", "ignore")
+        deferred = bool(events) and self._close_sent is None
         if self._close_sent is None:
+            queued = len(self._output)
             self._send_close(Close(exc.code, reason))
+            if deferred:
+                self._failure_close = self._output[queued:]
+                del self._output[queued:]
         self._close_received = self._close_received or Close(exc.code, reason)
-        self._fragments = []
+        self._message = bytearray()
         self.should_close_transport = True
         self._finish(exc.code, reason, False, events, exc)
+        if deferred:
+            self.state = State.OPEN  # until data_to_send() hands over the close frame
 
     def _finish(
         self, code: int, reason: str, clean: bool, events: list[Event], error: ProtocolError | None = None
@@ -459,6 +517,10 @@ class Connection:
         very object passed to a send method: do not modify it until written.
         """
         output, self._output = self._output, []
+        if self._failure_close:
+            output += self._failure_close
+            self._failure_close = []
+            self.state = State.CLOSED
         self.buffered_amount = 0
         return output
 
@@ -512,7 +574,13 @@ class Connection:
         fragmented send: a server can then frame a message once and write the
         same buffers to many clients (after draining :meth:`data_to_send`).
         """
-        return self._is_server and self.state is State.OPEN and not self._sending_opcode and self._deflate is None
+        return (
+            self._is_server
+            and self.state is State.OPEN
+            and not self._sending_opcode
+            and self._deflate is None
+            and not self._failure_close
+        )
 
     @property
     def messages_are_independent(self) -> bool:

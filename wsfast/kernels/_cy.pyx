@@ -10,10 +10,17 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBUF_C_CONTIGUOUS, Py
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy
 
 from ..exceptions import PayloadTooBig, ProtocolError
+
+cdef extern from "Python.h":
+    # Resizes a bytes object that nothing else references yet (CPython's
+    # own idiom for building bytes of an unknown length).
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t size)
 
 cdef extern from "wsfast_kernels.h":
     void wsf_kernels_init()
@@ -394,7 +401,9 @@ cdef class FrameParser:
     Complete frames are parsed straight from the caller's buffer; only a
     frame cut by the end of a read is kept, in a small bytearray. A large
     frame is unmasked chunk by chunk directly into its final payload object,
-    so every payload byte is copied exactly once.
+    which grows with what arrives (never to more than twice that, nor past
+    the announced length), so every payload byte is copied exactly once and
+    a header alone reserves nothing.
     """
 
     cdef bytearray _buffer
@@ -402,10 +411,13 @@ cdef class FrameParser:
     cdef Py_ssize_t _max_frame_size
     cdef int _rsv_allowed
     cdef object _error
-    # The large frame being received, if any.
-    cdef bytes _payload
-    cdef Py_ssize_t _filled
+    # The large frame being received, if any: its header, a bytes object
+    # owned here alone (so that it can be resized) or NULL, its size and
+    # how much of it is filled.
     cdef Header _header
+    cdef PyObject *_payload
+    cdef Py_ssize_t _capacity
+    cdef Py_ssize_t _filled
 
     def __init__(self, *, masked, Py_ssize_t max_frame_size=DEFAULT_MAX_FRAME_SIZE, int rsv_allowed=0):
         if max_frame_size < 0:
@@ -417,8 +429,10 @@ cdef class FrameParser:
         self._max_frame_size = max_frame_size
         self._rsv_allowed = rsv_allowed
         self._error = None
-        self._payload = None
-        self._filled = 0
+        self.drop_payload()
+
+    def __dealloc__(self):
+        self.drop_payload()
 
     @property
     def error(self):
@@ -426,7 +440,10 @@ cdef class FrameParser:
 
     @property
     def buffered(self):
-        return PyByteArray_GET_SIZE(self._buffer) + (self._filled if self._payload is not None else 0)
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self._buffer)
+        if self._payload != NULL:
+            size += self._header.header_length + self._filled
+        return size
 
     @property
     def rsv_allowed(self):
@@ -438,6 +455,39 @@ cdef class FrameParser:
             raise ValueError(f"rsv_allowed must be in 0-7, got {value}")
         self._rsv_allowed = value
 
+    def partial(self, start=0):
+        """See ``wsfast.kernels._py.FrameParser.partial``."""
+        cdef Header h
+        cdef Py_ssize_t size
+        cdef const uint8_t *q
+        cdef bint header_only = start is None
+        cdef Py_ssize_t first = 0 if header_only else start
+        if first < 0:
+            raise ValueError(f"start must be >= 0, got {first}")
+        if self._payload != NULL:
+            h = self._header
+            if header_only:
+                return new_frame(h.opcode, b"", h.fin, h.rsv)
+            q = <const uint8_t *>PyBytes_AS_STRING(<object>self._payload)
+            size = self._filled
+            first = min(first, size)
+            return new_frame(h.opcode, PyBytes_FromStringAndSize(<char *>q + first, size - first), h.fin, h.rsv)
+        size = PyByteArray_GET_SIZE(self._buffer)
+        q = <const uint8_t *>PyByteArray_AS_STRING(self._buffer)
+        if self._error is not None or not read_header(q, size, &h):
+            return None
+        if header_only:
+            return new_frame(h.opcode, b"", h.fin, h.rsv)
+        q += h.header_length
+        size -= h.header_length
+        first = min(first, size)
+        payload = PyBytes_FromStringAndSize(NULL, size - first)
+        if h.masked:
+            wsf_mask(q + first, <uint8_t *>PyBytes_AS_STRING(payload), size - first, h.key, first & 3)
+        else:
+            memcpy(PyBytes_AS_STRING(payload), q + first, size - first)
+        return new_frame(h.opcode, payload, h.fin, h.rsv)
+
     cdef int check(self, Header *h) except -1:
         if h.masked != self._masked:
             raise ProtocolError("unmasked client frame" if self._masked else "masked server frame")
@@ -447,12 +497,28 @@ cdef class FrameParser:
             raise PayloadTooBig(f"frame of {h.length} bytes exceeds the limit of {self._max_frame_size}")
         return 0
 
-    cdef Py_ssize_t fill_payload(self, const uint8_t *p, Py_ssize_t n):
+    cdef void drop_payload(self):
+        Py_XDECREF(self._payload)
+        self._payload = NULL
+        self._capacity = 0
+        self._filled = 0
+
+    cdef Py_ssize_t fill_payload(self, const uint8_t *p, Py_ssize_t n) except -1:
         """Unmask up to ``n`` bytes into the large frame being received; return how many were taken."""
         cdef Py_ssize_t take = self._header.length - self._filled
-        cdef uint8_t *out = <uint8_t *>PyBytes_AS_STRING(self._payload) + self._filled
+        cdef Py_ssize_t capacity
+        cdef uint8_t *out
         if take > n:
             take = n
+        if self._filled + take > self._capacity:
+            # Doubling keeps the copies of realloc amortized O(1) per byte.
+            capacity = min(max(self._filled + take, 2 * self._capacity), self._header.length)
+            if _PyBytes_Resize(&self._payload, capacity) < 0:
+                self._capacity = 0  # _PyBytes_Resize freed it and set NULL
+                self._filled = 0
+                return -1
+            self._capacity = capacity
+        out = <uint8_t *>PyBytes_AS_STRING(<object>self._payload) + self._filled
         if self._header.masked:
             wsf_mask(p, out, take, self._header.key, self._filled & 3)
         else:
@@ -461,15 +527,18 @@ cdef class FrameParser:
         return take
 
     cdef Frame finish_payload(self):
-        frame = new_frame(self._header.opcode, self._payload, self._header.fin, self._header.rsv)
-        self._payload = None
-        self._filled = 0
-        return frame
+        payload = <bytes>self._payload  # a new reference; drop_payload releases ours
+        self.drop_payload()
+        return new_frame(self._header.opcode, payload, self._header.fin, self._header.rsv)
 
     cdef int start_payload(self, const uint8_t *p, Py_ssize_t n) except -1:
         """Begin a large frame whose header is in ``self._header``, with ``n`` payload bytes at ``p``."""
-        self._payload = PyBytes_FromStringAndSize(NULL, self._header.length)
-        self._filled = 0
+        cdef Py_ssize_t capacity = min(max(n, 4096), self._header.length)
+        payload = PyBytes_FromStringAndSize(NULL, capacity)
+        self.drop_payload()
+        Py_INCREF(payload)
+        self._payload = <PyObject *>payload
+        self._capacity = capacity
         self.fill_payload(p, n)
         return 0
 
@@ -485,7 +554,7 @@ cdef class FrameParser:
         except ProtocolError as exc:
             self._error = exc
             self._buffer = bytearray()
-            self._payload = None
+            self.drop_payload()
             if not frames:
                 raise
         finally:
@@ -499,7 +568,7 @@ cdef class FrameParser:
         cdef bytes payload
         cdef const uint8_t *q
         # 1. A large frame in progress takes the front of the data.
-        if self._payload is not None:
+        if self._payload != NULL:
             pos = self.fill_payload(p, n)
             if self._filled < self._header.length:
                 return 0

@@ -443,6 +443,41 @@ class FrameParser:
             raise ValueError(f"rsv_allowed must be in 0-7, got {value}")
         self._rsv_allowed = value
 
+    def partial(self, start: int | None = 0) -> Frame | None:
+        """The frame being received, with the payload bytes that arrived so far.
+
+        Lets a caller act on a long frame before it completes (fail a text
+        frame at its first invalid UTF-8 byte, RFC 6455 §8.1).
+
+        Args:
+            start: skip the first ``start`` payload bytes (those seen by an
+                earlier call); ``None`` for the header alone, which copies
+                nothing.
+
+        Returns:
+            ``None`` unless a frame's header has arrived and its payload is
+            incomplete (and after a violation); else a :class:`Frame` with
+            the header's opcode, fin and rsv and the unmasked payload bytes
+            from ``start`` on (empty when ``start`` is past them or None).
+
+        Raises:
+            ValueError: ``start`` is negative.
+        """
+        if start is not None and start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        if self._error is not None:
+            return None
+        header = parse_header(self._buffer)
+        if header is None:
+            return None
+        fin, rsv, opcode, _, _, key, header_length = header
+        if start is None:
+            return Frame(opcode, b"", fin, rsv)
+        payload = bytes(self._buffer[header_length + start :])
+        if key is not None:
+            payload = _xor(payload, key, start & 3)
+        return Frame(opcode, payload, fin, rsv)
+
     def feed(self, data: Any) -> list[Frame]:
         """Take the next bytes of the stream, return the frames they complete.
 
