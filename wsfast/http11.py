@@ -39,7 +39,7 @@ VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 TARGET = re.compile(r"[\x21-\x7e]+")
 # RFC 9112 §4: status-code SP [ reason-phrase ], after "HTTP-version SP".
 # The SP before an empty reason is optional here: many servers omit it.
-_STATUS = re.compile(r"([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_STATUS = re.compile(r"([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 
 
 def split_list(values: Iterable[str]) -> list[str]:
