@@ -52,7 +52,7 @@ _REQUEST_LINE_START = re.compile(
 _REQUEST_LINE_CHECKED = 1024
 # RFC 9112 §4: status-code SP [ reason-phrase ], after "HTTP-version SP".
 # The SP before an empty reason is optional here: many servers omit it.
-_STATUS = re.compile(r"([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_STATUS = re.compile(r"([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 
 
 def split_list(values: Iterable[str]) -> list[str]:

@@ -75,13 +75,18 @@ cdef inline void release(ReadBuffer *buf):
 
 
 cdef inline object contiguous(object obj):
-    """Return ``obj`` itself, or a bytes copy when it is a non-contiguous buffer."""
+    """Return ``obj`` itself, or a contiguous copy when it is a non-contiguous buffer.
+
+    The copy is wrapped in a memoryview so that :func:`acquire` takes it
+    through the buffer protocol, whose view keeps it alive until
+    :func:`release`: callers pass ``contiguous(x)`` as a temporary.
+    """
     if type(obj) is bytes or type(obj) is bytearray:
         return obj
     view = memoryview(obj)
     if view.c_contiguous:
         return obj
-    return view.tobytes()
+    return memoryview(view.tobytes())
 
 
 cdef inline int read_key(object key, uint8_t *out) except -1:

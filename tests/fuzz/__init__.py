@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing: targets, seed corpus and the short CI run."""
