@@ -25,7 +25,7 @@ from typing import Any
 from wsfast import kernels
 from wsfast.adapters._patch import Patcher, Site, mark
 
-__all__ = ["SITES", "install", "is_active", "make_masker", "uninstall"]
+__all__ = ["PATCHER", "SITES", "install", "is_active", "make_masker", "uninstall"]
 
 SITES = (Site("wsproto.frame_protocol", "XorMaskerSimple"),)
 
@@ -60,7 +60,7 @@ def make_masker(original: Any) -> Any:
     return mark(masker, original)
 
 
-_PATCHER = Patcher("wsproto", SITES, lambda site, original: make_masker(original))
+PATCHER = Patcher("wsproto", SITES, lambda site, original: make_masker(original))
 
 
 def install(import_modules: bool = True) -> None:
@@ -69,14 +69,14 @@ def install(import_modules: bool = True) -> None:
     Raises:
         ImportError: wsproto is not installed.
     """
-    _PATCHER.install(import_modules)
+    PATCHER.install(import_modules)
 
 
 def uninstall() -> None:
     """Put wsproto's own ``XorMaskerSimple`` back; idempotent."""
-    _PATCHER.uninstall()
+    PATCHER.uninstall()
 
 
 def is_active() -> bool:
     """Whether :func:`install` is in effect."""
-    return _PATCHER.active
+    return PATCHER.active
