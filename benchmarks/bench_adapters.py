@@ -62,6 +62,7 @@ LIBRARIES = {
     "websocket_client": ("websocket-client", "websocket-client"),
     "ws4py": ("ws4py", "ws4py"),
     "tornado": ("tornado", "tornado"),
+    "gunicorn": ("gunicorn", "gunicorn"),
 }
 
 
@@ -160,7 +161,7 @@ def client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
     return kernels.build_frame(opcode, payload, mask_key=MASK_KEY)
 
 
-# -- websockets: sans-IO Protocol (Frame.parse / Frame.serialize call apply_mask) ---------------
+# -- websockets: sans-IO Protocol (Frame.parse / Frame.serialize, patched on the kernels) ---------
 
 
 @sizes
@@ -171,7 +172,7 @@ def bench_websockets_receive(
     protocol = peer("websockets.protocol")
     frames = peer("websockets.frames")
     setup_row(benchmark, patch_state, "websockets", accelerated, "receive", size,
-              lambda: frames.apply_mask)  # fmt: skip
+              lambda: vars(frames.Frame)["parse"])  # fmt: skip
     data = payload(size)
     wire = client_frame(data)
     conn = protocol.Protocol(protocol.Side.SERVER, state=protocol.OPEN, max_size=None)
@@ -194,7 +195,7 @@ def bench_websockets_send(
     protocol = peer("websockets.protocol")
     frames = peer("websockets.frames")
     setup_row(benchmark, patch_state, "websockets", accelerated, "send", size,
-              lambda: frames.apply_mask)  # fmt: skip
+              lambda: vars(frames.Frame)["serialize"])  # fmt: skip
     data = payload(size)
     conn = protocol.Protocol(protocol.Side.CLIENT, state=protocol.OPEN, max_size=None)
     send, drain = conn.send_binary, conn.data_to_send
@@ -272,12 +273,23 @@ class _Protocol:
         pass
 
 
+@pytest.fixture
+def aiohttp_without_extensions(peer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's pure-Python ``websocket_mask`` where its writer and reader_py look it up, as with
+    ``AIOHTTP_NO_EXTENSIONS=1``: accelerate() leaves its default Cython mask alone (already native)."""
+    helpers = peer("aiohttp._websocket.helpers")
+    for module in ("aiohttp._websocket.writer", "aiohttp._websocket.reader_py"):
+        monkeypatch.setattr(peer(module), "websocket_mask", helpers._websocket_mask_python)
+
+
 @sizes
+@pytest.mark.usefixtures("aiohttp_without_extensions")
 def bench_aiohttp_writer(
     benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
 ) -> None:
-    """Client ``WebSocketWriter._write_websocket_frame(data, BINARY, 0)``: the synchronous framing + masking
-    step of ``send_frame`` (random mask, bytearray copy, in-place ``websocket_mask``), without its lock."""
+    """Client ``WebSocketWriter._write_websocket_frame(data, BINARY, 0)`` without aiohttp's extensions: the
+    synchronous framing + masking step of ``send_frame`` (random mask, bytearray copy, in-place
+    ``websocket_mask``), without its lock."""
     writer_module = peer("aiohttp._websocket.writer")
     setup_row(benchmark, patch_state, "aiohttp", accelerated, "writer (client send)", size,
               lambda: writer_module.websocket_mask)  # fmt: skip
@@ -314,6 +326,7 @@ def _aiohttp_reader(module: Any, size: int, data: bytes) -> Callable[[], Any]:
 
 
 @sizes
+@pytest.mark.usefixtures("aiohttp_without_extensions")
 def bench_aiohttp_reader_py(
     benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
 ) -> None:
@@ -323,19 +336,6 @@ def bench_aiohttp_reader_py(
     setup_row(benchmark, patch_state, "aiohttp", accelerated, "reader_py (server receive)", size,
               lambda: reader_py.websocket_mask)  # fmt: skip
     benchmark(_aiohttp_reader(reader_py, size, payload(size)))
-
-
-@sizes
-def bench_aiohttp_reader_c(
-    benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
-) -> None:
-    """Server Cython ``reader_c.WebSocketReader.feed_data(frame)`` (aiohttp's default reader). It binds
-    its mask function at C level (``cimport``), so accelerate() cannot reach it: expect no change."""
-    reader_c = peer("aiohttp._websocket.reader_c")
-    writer_module = peer("aiohttp._websocket.writer")
-    setup_row(benchmark, patch_state, "aiohttp", accelerated, "reader_c (server receive)", size,
-              lambda: writer_module.websocket_mask)  # fmt: skip
-    benchmark(_aiohttp_reader(reader_c, size, payload(size)))
 
 
 # -- autobahn: the per-frame masker and the UTF-8 validator WebSocketProtocol looks up ----------------
@@ -481,17 +481,35 @@ def bench_tornado_mask(benchmark: Any, accelerated: bool, patch_state: Any, size
     benchmark(mask, MASK_KEY, data)
 
 
+# -- gunicorn: the ASGI worker's WebSocketProtocol._unmask, per frame received ------------------------
+
+
+@sizes
+def bench_gunicorn_unmask(
+    benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
+) -> None:
+    """``WebSocketProtocol._unmask(payload, key)``: what ``_read_frame`` calls for every frame a client sends."""
+    websocket = peer("gunicorn.asgi.websocket")
+    setup_row(benchmark, patch_state, "gunicorn", accelerated, "unmask (server receive)", size,
+              lambda: vars(websocket.WebSocketProtocol)["_unmask"])  # fmt: skip
+    data = payload(size)
+    unmask = websocket.WebSocketProtocol.__new__(websocket.WebSocketProtocol)._unmask
+    assert unmask(data, MASK_KEY) == kernels.mask(data, MASK_KEY)
+    benchmark(unmask, data, MASK_KEY)
+
+
 # -- the speed-up table: python benchmarks/bench_adapters.py RESULT.json --------------------------------
 
 #: What each adapter patches, for the table (see each adapter's docstring).
 PATCHED = {
-    "websockets": "`websockets.frames.apply_mask` (Frame.parse/serialize)",
+    "websockets": "`Frame.parse`, `Frame.serialize` (its C `apply_mask` is left alone)",
     "wsproto": "`frame_protocol.XorMaskerSimple`",
-    "aiohttp": "`websocket_mask` in `_websocket.writer` and `reader_py` (not the Cython `reader_c`)",
+    "aiohttp": "`websocket_mask` in `_websocket.writer` and `reader_py`, when pure Python (not its Cython mask)",
     "autobahn": "`create_xor_masker`, `XorMaskerNull`, `Utf8Validator` in `websocket.protocol`",
     "websocket-client": "`ABNF.mask`, `_abnf._mask`, `_utils._validate_utf8`",
     "ws4py": "`Frame.mask`/`unmask`, `streaming.Utf8Validator`",
     "tornado": "`_websocket_mask` in `tornado.websocket` and `tornado.util`",
+    "gunicorn": "`asgi.websocket.WebSocketProtocol._unmask`",
 }
 
 

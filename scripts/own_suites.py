@@ -64,6 +64,7 @@ import filecmp
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import re
@@ -136,7 +137,7 @@ def _wsfast_own_suite():
 
 
 # The names through which each adapter reaches a wsfast kernel at call time.
-_KERNEL_NAMES = ("_mask", "_mask_into", "_validate_utf8", "_Utf8Validator")
+_KERNEL_NAMES = ("_mask", "_mask_into", "_validate_utf8", "_Utf8Validator", "_parse_header", "_frame_header")
 
 
 def _count_kernel_calls(autoload, counts):
@@ -281,6 +282,8 @@ def _report(log, counts):
                 "file": getattr(package, "__file__", None),
                 "active": bool(adapter is not None and adapter.is_active()),
                 "sites": sites,
+                # Sites left alone because the library already runs compiled code there.
+                "native": sorted(getattr(getattr(adapter, "PATCHER", None), "native", {})),
             }
         entry = {
             "pid": os.getpid(),
@@ -508,38 +511,82 @@ class Suite:
     label: str
     name: str  # registry name in wsfast.adapters._autoload.LIBRARIES
     prepare: Callable[[Path, Path, argparse.Namespace], Plan]  # (sdist root, work dir, options)
+    sdist: str | None = None  # the distribution whose sdist holds the tests, when not the library's
 
     @property
     def library(self) -> Any:
         return LIBRARIES[self.name]
 
+    @property
+    def distribution(self) -> str:
+        return self.sdist or self.library.distribution
+
 
 def prepare_websockets(root: Path, work: Path, options: argparse.Namespace) -> Plan:
     given = options.tests.get("websockets")
-    tests = Path(given) / "tests" if given else root / "tests"
-    if not tests.is_dir():
-        manifest = root / "MANIFEST.in"
-        why = (
-            " (its MANIFEST.in says `prune tests`)"
-            if manifest.is_file() and "prune tests" in manifest.read_text()
-            else ""
-        )
-        raise NotRunnable(
-            f"the sdist has no tests{why}; pass --tests websockets=DIR with a checkout of the same "
-            "version's repository to run them"
-        )
+    run_dir = work / "websockets-tests"
+    notes = []
+    if given and is_git_dir(Path(given)):
+        commit, why = websockets_commit(Path(given), installed_version("websockets") or "")
+        export_tests(Path(given), commit, run_dir)
+        notes.append(f"tests from the repository {given} at {commit[:12]} ({why})")
+    else:
+        tests = Path(given) / "tests" if given else root / "tests"
+        if not tests.is_dir():
+            manifest = root / "MANIFEST.in"
+            why = (
+                " (its MANIFEST.in says `prune tests`)"
+                if manifest.is_file() and "prune tests" in manifest.read_text()
+                else ""
+            )
+            raise NotRunnable(
+                f"the sdist has no tests{why}; pass --tests websockets=DIR with a checkout (or a git "
+                "repository) of websockets to run them"
+            )
+        shutil.copytree(tests, run_dir / "tests")
+        notes.append(f"tests from {'--tests ' + str(given) if given else 'the sdist'}")
     # websockets' own runner: `python -m unittest` from the directory holding tests/, with
     # the library importable; here the INSTALLED one (its src/ is not put on the path).
-    run_dir = work / "websockets-tests"
-    shutil.copytree(tests, run_dir / "tests")
+    notes.append("python -m unittest, WEBSOCKETS_TESTS_TIMEOUT_FACTOR=5")
     return Plan(
         kind="unittest",
         args=["-m", "unittest"],
         cwd=run_dir,
         env={"WEBSOCKETS_TESTS_TIMEOUT_FACTOR": "5"},
         rerun_args=lambda ids: ["-m", "unittest", *ids],
-        notes=[f"tests from {'--tests ' + str(given) if given else 'the sdist'}; python -m unittest"],
+        notes=notes,
     )
+
+
+def is_git_dir(path: Path) -> bool:
+    """Whether ``path`` is a git repository (bare, or a work tree's ``.git``, or a checkout)."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() or (path / ".git").exists()
+
+
+def websockets_commit(repository: Path, version: str) -> tuple[str, str]:
+    """The commit of the release tag ``version``, else the newest commit there is, and which it is."""
+    git = ["git", f"--git-dir={repository / '.git' if (repository / '.git').exists() else repository}"]
+    tagged = run_quiet([*git, "rev-parse", "--verify", "--quiet", f"refs/tags/{version}^{{commit}}"], 60)
+    if tagged.returncode == 0:
+        return tagged.stdout.strip(), f"tag {version}, the installed version"
+    head = run_quiet([*git, "rev-parse", "HEAD"], 60)
+    if head.returncode != 0:
+        raise NotRunnable(f"{repository} is not a readable git repository: {head.stderr.strip()}")
+    described = run_quiet([*git, "describe", "--tags", "HEAD"], 60).stdout.strip() or "untagged"
+    return head.stdout.strip(), f"no tag {version} there: its newest commit, {described}"
+
+
+def export_tests(repository: Path, commit: str, into: Path) -> None:
+    """Write the ``tests`` directory of ``commit`` under ``into``."""
+    into.mkdir(parents=True)
+    git_dir = repository / ".git" if (repository / ".git").exists() else repository
+    archive = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "archive", commit, "tests"], capture_output=True, timeout=120, check=False
+    )
+    if archive.returncode != 0:
+        raise NotRunnable(f"git archive {commit} tests failed: {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tarred:
+        tarred.extractall(into, filter="data") if hasattr(tarfile, "data_filter") else tarred.extractall(into)
 
 
 def prepare_wsproto(root: Path, work: Path, options: argparse.Namespace) -> Plan:
@@ -748,6 +795,51 @@ def prepare_tornado(root: Path, work: Path, options: argparse.Namespace) -> Plan
     )
 
 
+def prepare_uvicorn(root: Path, work: Path, options: argparse.Namespace) -> Plan:
+    # uvicorn's WebSocket tests run every case on each of its implementations: websockets (legacy),
+    # websockets-sansio and wsproto. Its other modules test HTTP, the CLI and the supervisors.
+    hide_package(root, "uvicorn")
+    deps = pip_target(
+        work,
+        "uvicorn",
+        [("httpx2", "httpx2==2.16.2"), ("httpcore2", "httpcore2==2.16.2"), ("truststore", "truststore")],
+    )
+    return Plan(
+        kind="pytest",
+        # addopts is replaced: it asks for pytest-xdist (-n 8).
+        args=pytest_args("-o", "addopts=-rxXs", "tests/protocols/test_websocket.py"),
+        cwd=root,
+        pythonpath=deps,
+        rerun_args=lambda ids: pytest_args("-o", "addopts=", *ids),
+        deselected=["every non-WebSocket test module (HTTP, CLI, supervisors: no WebSocket library in their path)"],
+        notes=[
+            "tests/protocols/test_websocket.py on --ws websockets, websockets-sansio and wsproto; the accelerated "
+            "run accelerates all of them (WSFAST_ACCELERATE=1); verified here for websockets",
+            "pyproject's pytest options with addopts replaced (no pytest-xdist)",
+        ],
+    )
+
+
+def prepare_gunicorn(root: Path, work: Path, options: argparse.Namespace) -> Plan:
+    hide_package(root, "gunicorn")
+    files = [
+        "tests/test_asgi_websocket_protocol.py",
+        "tests/test_asgi_websocket_enhanced.py",
+        "tests/test_asgi_websocket_handshake.py",
+    ]
+    deps = pip_target(work, "gunicorn", [("pytest_asyncio", "pytest-asyncio")])
+    return Plan(
+        kind="pytest",
+        # addopts is replaced: it asks for pytest-cov.
+        args=pytest_args("-o", "addopts=--assert=plain", *files),
+        cwd=root,
+        pythonpath=deps,
+        rerun_args=lambda ids: pytest_args("-o", "addopts=--assert=plain", *ids),
+        deselected=["every non-WebSocket test module (the arbiter, HTTP parsers, workers, dirty apps)"],
+        notes=["WebSocket test modules: " + ", ".join(Path(f).name for f in files)],
+    )
+
+
 SUITES = [
     Suite("websockets", "websockets", prepare_websockets),
     Suite("wsproto", "wsproto", prepare_wsproto),
@@ -757,6 +849,8 @@ SUITES = [
     Suite("websocket-client", "websocket_client", prepare_websocket_client),
     Suite("ws4py", "ws4py", prepare_ws4py),
     Suite("tornado", "tornado", prepare_tornado),
+    Suite("uvicorn", "websockets", prepare_uvicorn, sdist="uvicorn"),
+    Suite("gunicorn", "gunicorn", prepare_gunicorn),
 ]
 
 
@@ -948,18 +1042,23 @@ def verify(suite: Suite, counts: Counts, accelerated: bool, work: Path) -> tuple
             (entry["pid"], site)
             for entry in users
             for site, patched in entry["libraries"][name]["sites"].items()
-            if not patched
+            if not patched and site not in entry["libraries"][name].get("native", ())
         ]
+        native = sorted({site for entry in users for site in entry["libraries"][name].get("native", ())})
+        all_native = bool(users) and all(
+            set(entry["libraries"][name]["sites"]) <= set(entry["libraries"][name].get("native", ())) for entry in users
+        )
         if inactive:
             problems.append(f"{len(inactive)} interpreter(s) imported {name} without acceleration")
         if unpatched:
             problems.append(f"names not holding wsfast's replacement at exit: {unpatched[:5]}")
-        if not sum(own_calls.values()):
+        if not sum(own_calls.values()) and not all_native:
             problems.append("the adapters never called a wsfast kernel")
         summary = (
             f"{len(users) - len(inactive)}/{len(users)} interpreter(s) that imported {name} had it accelerated "
             f"(of {len(interpreters)} started); kernel calls: "
             + (", ".join(f"{key}={value}" for key, value in sorted(own_calls.items())) or "none")
+            + (f"; left alone as already native: {', '.join(native)}" if native else "")
         )
     else:
         active = [entry["pid"] for entry in users if entry["libraries"][name]["active"]]
@@ -984,14 +1083,13 @@ class Outcome:
 
 
 def run_suite(suite: Suite, options: argparse.Namespace, work: Path, hook: Path, sdist_dir: Path) -> Outcome:
-    library = suite.library
-    version = installed_version(library.distribution)
+    version = installed_version(suite.distribution)
     outcome = Outcome(suite, version)
     if version is None:
-        outcome.not_run = f"{library.distribution} is not installed"
+        outcome.not_run = f"{suite.distribution} is not installed"
         return outcome
     try:
-        archive = download_sdist(library.distribution, version, sdist_dir)
+        archive = download_sdist(suite.distribution, version, sdist_dir)
         suite_work = work / re.sub(r"\W+", "-", suite.label)
         shutil.rmtree(suite_work, ignore_errors=True)
         root = unpack(archive, suite_work / "sdist")
@@ -1116,8 +1214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.tests = parse_tests(options.tests)
 
     wanted = options.libraries or [suite.label for suite in SUITES]
-    suites = [s for s in SUITES if s.label in wanted or s.name in wanted or s.library.distribution in wanted]
-    unknown = [w for w in wanted if not any(w in (s.label, s.name, s.library.distribution) for s in SUITES)]
+
+    def names(suite: Suite) -> tuple[str, ...]:
+        return (suite.label, suite.distribution) + (() if suite.sdist else (suite.name,))
+
+    suites = [s for s in SUITES if any(name in wanted for name in names(s))]
+    unknown = [w for w in wanted if not any(w in names(s) for s in SUITES)]
     if unknown:
         parser.error(f"unknown libraries {unknown}; known: {', '.join(s.label for s in SUITES)}")
 

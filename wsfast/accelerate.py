@@ -7,8 +7,12 @@ and errors. Nothing else changes: the library keeps its API, its protocol
 logic and its source of random masks.
 
 Supported: websockets, wsproto, aiohttp, autobahn, websocket_client
-(``websocket-client`` on PyPI), ws4py and tornado. Each adapter's docstring
-says exactly what it patches and why.
+(``websocket-client`` on PyPI, ``websocket`` to import), ws4py, tornado and
+gunicorn. Each adapter's docstring says exactly what it patches and why.
+
+Where a library already runs C (websockets' ``speedups``, aiohttp's Cython
+mask), a wrapper could only cost more: that site is left alone, logged on
+the ``wsfast.accelerate`` logger at INFO, and listed by :func:`native`.
 
 To accelerate programs you cannot edit, set ``WSFAST_ACCELERATE=1`` (or a
 comma-separated list of names) once ``python -m wsfast.adapters install-pth``
@@ -19,19 +23,21 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 import threading
 import warnings
 from types import ModuleType
 
-from wsfast.adapters._autoload import LIBRARIES, canonical_name, disarm
+from wsfast.adapters._autoload import LIBRARIES, canonical_name, disarm, known_names
 
-__all__ = ["SUPPORTED", "accelerate", "accelerated", "deaccelerate"]
+__all__ = ["SUPPORTED", "accelerate", "accelerated", "deaccelerate", "native"]
 
 #: The names accelerate() accepts, in the order it reports them.
 SUPPORTED: tuple[str, ...] = tuple(LIBRARIES)
 
 _lock = threading.RLock()
+_log = logging.getLogger("wsfast.accelerate")
 
 
 def accelerate(*names: str) -> list[str]:
@@ -42,16 +48,19 @@ def accelerate(*names: str) -> list[str]:
     :mod:`wsfast.kernels`; results and exceptions stay the library's own.
 
     Args:
-        *names: libraries to accelerate (see :data:`SUPPORTED`; case and
-            ``-``/``_`` do not matter, ``websocket-client`` is accepted).
+        *names: libraries to accelerate, by the name on PyPI or the name to
+            import (``"websocket-client"`` or ``"websocket"``; see
+            :data:`SUPPORTED`; case and ``-``/``_`` do not matter).
             None: every supported library that is installed. Each one is
             imported, so name yours to avoid importing the others.
 
     Returns:
-        The libraries accelerated when the call returns, among those asked
-        for, in :data:`SUPPORTED` order for a call without names, else in
-        the order given. Without names, a library that is installed but fails
-        to import is skipped with a :class:`RuntimeWarning`.
+        The libraries in which something was patched, among those asked for,
+        in :data:`SUPPORTED` order for a call without names, else in the
+        order given. A library whose hot path is already native everywhere
+        wsfast could patch is not among them: see :func:`native`. Without
+        names, a library that is installed but fails to import is skipped
+        with a :class:`RuntimeWarning`.
 
     Raises:
         ValueError: a name is not a supported library.
@@ -78,7 +87,15 @@ def accelerate(*names: str) -> list[str]:
                     raise
                 warnings.warn(f"wsfast.accelerate(): skipping {name}: {exc}", RuntimeWarning, stacklevel=2)
                 continue
-            done.append(name)
+            patcher = _adapter(name).PATCHER
+            if patcher.native:
+                _log.info(
+                    "wsfast.accelerate(): %s left alone where it is already native: %s",
+                    name,
+                    "; ".join(f"{site} is {what}" for site, what in patcher.native.items()),
+                )
+            if patcher.patched():
+                done.append(name)
     return done
 
 
@@ -104,15 +121,31 @@ def deaccelerate(*names: str) -> list[str]:
             adapter = _loaded_adapter(name)
             if adapter is None:
                 continue
-            if adapter.is_active():
+            if adapter.PATCHER.patched():
                 restored.append(name)
             adapter.uninstall()
     return restored
 
 
 def accelerated() -> list[str]:
-    """The libraries accelerated in this interpreter right now."""
-    return [name for name in SUPPORTED if (adapter := _loaded_adapter(name)) is not None and adapter.is_active()]
+    """The libraries in which something is patched in this interpreter right now."""
+    return [name for name in SUPPORTED if (adapter := _loaded_adapter(name)) is not None and adapter.PATCHER.patched()]
+
+
+def native() -> dict[str, dict[str, str]]:
+    """What :func:`accelerate` left alone because the library already runs C there.
+
+    Returns:
+        ``{library: {"module.name": "what runs there"}}`` for every library
+        accelerated now, e.g. ``{"aiohttp": {"aiohttp._websocket.writer.websocket_mask":
+        "aiohttp._websocket.mask._websocket_mask_cython (compiled)"}}``.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for name in SUPPORTED:
+        adapter = _loaded_adapter(name)
+        if adapter is not None and adapter.is_active() and adapter.PATCHER.native:
+            found[name] = dict(adapter.PATCHER.native)
+    return found
 
 
 def _canonical(names: tuple[str, ...]) -> list[str]:
@@ -120,7 +153,7 @@ def _canonical(names: tuple[str, ...]) -> list[str]:
     for name in names:
         canonical = canonical_name(name) if isinstance(name, str) else None
         if canonical is None:
-            raise ValueError(f"unknown library {name!r}; supported: {', '.join(SUPPORTED)}")
+            raise ValueError(f"unknown library {name!r}; supported (PyPI name / import name): {known_names()}")
         if canonical not in result:
             result.append(canonical)
     return result

@@ -13,13 +13,25 @@ from types import ModuleType
 import pytest
 
 from tests.adapters import REPO, run_python
-from wsfast.accelerate import SUPPORTED, accelerate, accelerated, deaccelerate
+from wsfast.accelerate import SUPPORTED, accelerate, accelerated, deaccelerate, native
 from wsfast.adapters import _autoload
 from wsfast.adapters.__main__ import main
 from wsfast.adapters._autoload import LIBRARIES, PTH_NAME, parse_env, pth_line
-from wsfast.adapters._patch import Patcher, Site, mark, original_of
+from wsfast.adapters._patch import Patcher, Site, compiled, mark, original_of
+
+
+def _all_native(name: str) -> bool:
+    """Whether every site of an installed library already holds compiled code (nothing to patch)."""
+    if name != "aiohttp":
+        return False
+    import aiohttp._websocket.writer as writer
+
+    return compiled(Site("aiohttp._websocket.writer", "websocket_mask"), writer.websocket_mask) is not None
+
 
 INSTALLED = [name for name in SUPPORTED if importlib.util.find_spec(LIBRARIES[name].package) is not None]
+#: What accelerate() without names patches here: aiohttp's default build is native throughout.
+PATCHED = [name for name in INSTALLED if not _all_native(name)]
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +41,16 @@ def restore() -> Iterator[None]:
 
 
 def test_supported_libraries() -> None:
-    assert SUPPORTED == ("websockets", "wsproto", "aiohttp", "autobahn", "websocket_client", "ws4py", "tornado")
+    assert SUPPORTED == (
+        "websockets",
+        "wsproto",
+        "aiohttp",
+        "autobahn",
+        "websocket_client",
+        "ws4py",
+        "tornado",
+        "gunicorn",
+    )
 
 
 @pytest.mark.parametrize("name", SUPPORTED)
@@ -40,21 +61,54 @@ def test_the_registry_lists_every_site_of_each_adapter(name: str) -> None:
     assert adapter.__doc__ and "patched" in adapter.__doc__
 
 
-def test_unknown_names_raise_value_error_listing_the_supported_ones() -> None:
-    with pytest.raises(ValueError, match="unknown library 'nope'; supported: websockets, wsproto, aiohttp"):
+def test_unknown_names_raise_value_error_listing_the_pypi_and_import_names() -> None:
+    supported = (
+        "supported (PyPI name / import name): websockets, wsproto, aiohttp, autobahn, "
+        "websocket-client / websocket, ws4py, tornado, gunicorn"
+    )
+    with pytest.raises(ValueError) as error:
         accelerate("websockets", "nope")
+    assert str(error.value) == f"unknown library 'nope'; {supported}"
     assert accelerated() == []  # nothing was patched before the error
-    with pytest.raises(ValueError, match="supported: "):
+    with pytest.raises(ValueError, match=r"supported \(PyPI name / import name\): "):
         deaccelerate("nope")
 
 
+@pytest.mark.parametrize("name", ["websocket-client", "websocket_client", "websocket", "Websocket-Client"])
+def test_the_pypi_name_and_the_import_name_are_accepted_alike(name: str) -> None:
+    if "websocket_client" not in INSTALLED:
+        pytest.skip("needs websocket-client")
+    assert accelerate(name) == ["websocket_client"]
+    assert deaccelerate(name) == ["websocket_client"]
+
+
 def test_no_names_accelerates_every_installed_library() -> None:
-    assert accelerate() == INSTALLED
-    assert accelerated() == INSTALLED
-    assert accelerate() == INSTALLED  # idempotent, same answer
-    assert deaccelerate() == INSTALLED
+    assert accelerate() == PATCHED
+    assert accelerated() == PATCHED
+    assert accelerate() == PATCHED  # idempotent, same answer
+    assert deaccelerate() == PATCHED
     assert accelerated() == []
     assert deaccelerate() == []
+
+
+def test_what_is_already_native_is_left_alone_logged_and_listed(caplog: pytest.LogCaptureFixture) -> None:
+    if "aiohttp" not in INSTALLED or not _all_native("aiohttp"):
+        pytest.skip("needs aiohttp with its C extensions")
+    import aiohttp._websocket.writer as writer
+
+    cython_mask = writer.websocket_mask
+    with caplog.at_level("INFO", logger="wsfast.accelerate"):
+        assert accelerate("aiohttp") == []
+    assert writer.websocket_mask is cython_mask
+    assert native() == {
+        "aiohttp": {
+            "aiohttp._websocket.writer.websocket_mask": "aiohttp._websocket.mask._websocket_mask_cython (compiled)"
+        }
+    }
+    assert "aiohttp left alone where it is already native: aiohttp._websocket.writer.websocket_mask is " in caplog.text
+    assert accelerated() == []
+    assert deaccelerate("aiohttp") == []
+    assert native() == {}
 
 
 def test_names_are_normalised_and_deduplicated() -> None:
@@ -96,8 +150,8 @@ LAZY_ADAPTERS = """
 import json, sys
 import wsfast.accelerate, wsfast.adapters.websockets, wsfast.adapters.aiohttp, wsfast.adapters.autobahn
 import wsfast.adapters.tornado, wsfast.adapters.ws4py, wsfast.adapters.wsproto, wsfast.adapters.websocket_client
-import wsfast.compat.wsaccel
-libraries = {"websockets", "aiohttp", "autobahn", "tornado", "ws4py", "wsproto", "websocket", "wsaccel"}
+import wsfast.adapters.gunicorn, wsfast.compat.wsaccel
+libraries = {"websockets", "aiohttp", "autobahn", "tornado", "ws4py", "wsproto", "websocket", "wsaccel", "gunicorn"}
 print(json.dumps(sorted(set(sys.modules) & libraries)))
 """
 
@@ -172,7 +226,7 @@ site.addsitedir(sys.argv[1])  # processes the .pth exactly as at start-up
 loaded = "wsfast" in sys.modules
 patched = {}
 import websockets.frames
-patched["websockets"] = websockets.frames.apply_mask.__module__
+patched["websockets"] = websockets.frames.Frame.serialize.__module__
 if sys.argv[2] == "wsproto":
     import wsproto.frame_protocol
     patched["wsproto"] = wsproto.frame_protocol.XorMaskerSimple.__module__
@@ -183,12 +237,12 @@ print(json.dumps([loaded, patched]))
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, {"websockets": "websocket.speedups"}),
-        ({"WSFAST_ACCELERATE": "0"}, {"websockets": "websocket.speedups"}),
+        ({}, {"websockets": "websockets.frames"}),
+        ({"WSFAST_ACCELERATE": "0"}, {"websockets": "websockets.frames"}),
         ({"WSFAST_ACCELERATE": "1"}, {"websockets": "wsfast.adapters.websockets"}),
         (
             {"WSFAST_ACCELERATE": "wsproto"},
-            {"websockets": "websocket.speedups", "wsproto": "wsfast.adapters.wsproto"},
+            {"websockets": "websockets.frames", "wsproto": "wsfast.adapters.wsproto"},
         ),
     ],
     ids=["unset", "0", "1", "wsproto"],
@@ -197,13 +251,6 @@ def test_wsfast_accelerate_through_the_pth(tmp_path: Path, env: dict[str, str], 
     pytest.importorskip("websockets")
     if "wsproto" in expected:
         pytest.importorskip("wsproto")
-    import websockets.frames
-
-    original_module = getattr(websockets.frames.apply_mask, "__wsfast_original__", websockets.frames.apply_mask)
-    expected = {
-        name: original_module.__module__ if module == "websocket.speedups" and name == "websockets" else module
-        for name, module in expected.items()
-    }
     assert main(["install-pth", "--site-dir", str(tmp_path)]) == 0
     run = run_python(
         STARTUP.replace("sys.argv[1]", repr(str(tmp_path))).replace("sys.argv[2]", repr(env.get("WSFAST_ACCELERATE"))),
@@ -218,7 +265,7 @@ def test_wsfast_accelerate_through_the_pth(tmp_path: Path, env: dict[str, str], 
 USER_SITE = """
 import json, site, sys
 import websockets.frames
-print(json.dumps([site.ENABLE_USER_SITE, websockets.frames.apply_mask.__module__]))
+print(json.dumps([site.ENABLE_USER_SITE, websockets.frames.Frame.serialize.__module__]))
 """
 
 
@@ -246,7 +293,7 @@ from wsfast.accelerate import deaccelerate
 armed = autoload(["websockets"])
 deaccelerate("websockets")
 import websockets.frames
-print(json.dumps([armed, websockets.frames.apply_mask.__module__]))
+print(json.dumps([armed, websockets.frames.Frame.serialize.__module__]))
 """
     pytest.importorskip("websockets")
     run = run_python(code)
@@ -308,3 +355,23 @@ def test_a_patcher_warns_about_missing_names_and_fails_without_any(monkeypatch: 
     with pytest.raises(ImportError, match="this version has none of wsfast_fake_library.g"):
         none.install()
     assert not none.active
+
+
+def test_a_patcher_leaves_compiled_code_alone_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def f() -> str:
+        return "f"
+
+    module = _fake_library(monkeypatch, f=f, length=len)
+    patcher = Patcher("fake", [Site(module.__name__, "f"), Site(module.__name__, "length")], _replace, compiled)
+    patcher.install()
+    assert module.f() == "wsfast"
+    assert module.length is len
+    assert patcher.native == {f"{module.__name__}.length": "builtins.len (compiled)"}
+    assert patcher.patched()
+    patcher.uninstall()
+    assert patcher.native == {}
+    assert not patcher.patched()
+    only_native = Patcher("fake", [Site(module.__name__, "length")], _replace, compiled)
+    only_native.install()  # nothing to patch is not an error: the library is native there
+    assert only_native.active and not only_native.patched()
+    only_native.uninstall()

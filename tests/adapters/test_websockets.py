@@ -1,4 +1,9 @@
-"""wsfast.adapters.websockets: ``websockets.frames.apply_mask`` runs on the kernel."""
+"""wsfast.adapters.websockets: a pure-Python ``apply_mask`` runs on the kernel; the C speedup is left alone.
+
+Most tests put websockets' pure-Python ``apply_mask`` in ``websockets.frames``
+first, as websockets without its C speedups has it: that is where wsfast
+patches it.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +41,28 @@ import websockets.sync.client  # noqa: E402
 import websockets.sync.server  # noqa: E402
 import websockets.utils  # noqa: E402
 
-ORIGINAL = unpatched(websockets.frames.apply_mask)
+ORIGINAL = websockets.utils.apply_mask
+SPEEDUP = unpatched(websockets.frames.apply_mask)  # the C speedup in websockets' default build
 
 
 @pytest.fixture(autouse=True)
-def restore() -> Iterator[None]:
+def python_apply_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(websockets.frames, "apply_mask", ORIGINAL)
+
+
+@pytest.fixture(autouse=True)
+def restore(python_apply_mask: None) -> Iterator[None]:
     yield
     deaccelerate("websockets")
+
+
+def test_the_c_speedup_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    if SPEEDUP is ORIGINAL:
+        pytest.skip("websockets runs without its C speedups here")
+    monkeypatch.setattr(websockets.frames, "apply_mask", SPEEDUP)
+    assert accelerate("websockets") == ["websockets"]  # Frame.parse and Frame.serialize are patched
+    assert websockets.frames.apply_mask is SPEEDUP
+    assert adapter.PATCHER.native == {"websockets.frames.apply_mask": "websockets.speedups.apply_mask (compiled)"}
 
 
 def test_the_patch_took() -> None:
@@ -208,6 +228,7 @@ def test_idempotent() -> None:
 
 LEGACY = """
 import json, sys, warnings
+sys.modules["websockets.speedups"] = None  # websockets without its C speedups
 warnings.simplefilter("ignore", DeprecationWarning)
 from wsfast.accelerate import accelerate
 accelerate("websockets")
@@ -227,7 +248,8 @@ def test_legacy_framing_is_never_imported_but_patched_on_import() -> None:
 
 
 LEGACY_FIRST = """
-import json, warnings
+import json, sys, warnings
+sys.modules["websockets.speedups"] = None  # websockets without its C speedups
 warnings.simplefilter("ignore", DeprecationWarning)
 import websockets.legacy.framing as legacy
 from wsfast.accelerate import accelerate, deaccelerate

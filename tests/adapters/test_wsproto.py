@@ -62,16 +62,24 @@ def test_the_patch_took() -> None:
 
 
 def test_the_hot_path_reaches_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    spy = Spy(adapter._mask_into)
-    monkeypatch.setattr(adapter, "_mask_into", spy)
+    masker, whole = Spy(adapter._mask_into), Spy(adapter._mask)
+    monkeypatch.setattr(adapter, "_mask_into", masker)
+    monkeypatch.setattr(adapter, "_mask", whole)
     accelerate("wsproto")
     client = fp.FrameProtocol(client=True, extensions=[])
     server = fp.FrameProtocol(client=False, extensions=[])
-    server.receive_bytes(bytes(client.send_data(b"hello, wsproto", fin=True)))
-    assert spy.calls == 1  # masked by the client
-    (frame,) = list(server.received_frames())
-    assert frame.payload == b"hello, wsproto"
-    assert spy.calls == 2  # unmasked by the server
+    wire = bytes(client.send_data(b"hello, wsproto", fin=True))
+    assert masker.calls == 1  # masked by the client's XorMaskerSimple
+    server.receive_bytes(wire[:5])  # the header is 6 bytes
+    assert list(server.received_frames()) == []
+    server.receive_bytes(wire[5:9])
+    (start,) = list(server.received_frames())
+    assert start.payload == b"hel" and not start.frame_finished
+    assert masker.calls == 2  # a frame arriving in pieces: unmasked by the server's XorMaskerSimple
+    server.receive_bytes(wire[9:] + wire)
+    rest, again = list(server.received_frames())
+    assert rest.payload == b"lo, wsproto" and again.payload == b"hello, wsproto"
+    assert (masker.calls, whole.calls) == (3, 1)  # a frame received whole: unmasked in one kernel call
 
 
 @settings(deadline=None)
@@ -138,8 +146,9 @@ def _serve_one(listener: socket.socket) -> None:
 
 
 def test_round_trip_through_wsproto(monkeypatch: pytest.MonkeyPatch) -> None:
-    spy = Spy(adapter._mask_into)
-    monkeypatch.setattr(adapter, "_mask_into", spy)
+    masker, whole = Spy(adapter._mask_into), Spy(adapter._mask)
+    monkeypatch.setattr(adapter, "_mask_into", masker)
+    monkeypatch.setattr(adapter, "_mask", whole)
     accelerate("wsproto")
     messages: list[str | bytes] = [b"x", random_bytes(125, 1), random_bytes(126, 2), random_bytes(65536, 3)]
     messages += ["h\u00e9llo \u20ac \U0001f600", "x" * 70000]
@@ -161,7 +170,7 @@ def test_round_trip_through_wsproto(monkeypatch: pytest.MonkeyPatch) -> None:
             sock.sendall(ws.send(CloseConnection(code=1000)))
             _receive_until(sock, ws, lambda event: isinstance(event, CloseConnection))
         server.join(TIMEOUT)
-    assert spy.calls >= 2 * len(messages)
+    assert masker.calls + whole.calls >= 2 * len(messages)  # masked by the client, unmasked by the server
 
 
 def _receive_until(sock: socket.socket, ws: WSConnection, done: Any) -> list[Any]:

@@ -40,6 +40,7 @@ __all__ = [
     "autoload_from_env",
     "canonical_name",
     "disarm",
+    "known_names",
     "parse_env",
     "pth_line",
     "unwatch",
@@ -105,21 +106,29 @@ LIBRARIES: dict[str, Library] = {
         ),
         Library("ws4py", "wsfast.adapters.ws4py", "ws4py", "ws4py", ("ws4py.framing", "ws4py.streaming")),
         Library("tornado", "wsfast.adapters.tornado", "tornado", "tornado", ("tornado.util", "tornado.websocket")),
+        Library("gunicorn", "wsfast.adapters.gunicorn", "gunicorn", "gunicorn", ("gunicorn.asgi.websocket",)),
     )
 }
-
-# Other spellings users reach for: the PyPI name, the import name.
-_ALIASES = {"websocket-client": "websocket_client", "websocket": "websocket_client"}
 
 _TRUE = frozenset(("1", "all", "true", "yes", "on"))
 _FALSE = frozenset(("", "0", "false", "no", "off"))
 
 
 def canonical_name(name: str) -> str | None:
-    """The registry name for ``name`` (case and ``-``/``_`` insensitive), or None."""
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key).replace("-", "_")
-    return key if key in LIBRARIES else None
+    """The registry name for ``name``: a library's PyPI or import name (case and ``-``/``_`` insensitive), or None."""
+    key = name.strip().lower().replace("-", "_")
+    for library in LIBRARIES.values():
+        if key in (library.name, library.package, library.distribution.replace("-", "_")):
+            return library.name
+    return None
+
+
+def known_names() -> str:
+    """Every supported library as ``PyPI name``, or ``PyPI name / import name`` where they differ."""
+    return ", ".join(
+        lib.distribution if lib.package == lib.distribution else f"{lib.distribution} / {lib.package}"
+        for lib in LIBRARIES.values()
+    )
 
 
 def parse_env(value: str | None) -> list[str]:
@@ -139,7 +148,8 @@ def parse_env(value: str | None) -> list[str]:
         name = canonical_name(part)
         if name is None:
             warnings.warn(
-                f"{ENV_VAR}: unknown library {part.strip()!r} ignored; supported: {', '.join(LIBRARIES)}",
+                f"{ENV_VAR}: unknown library {part.strip()!r} ignored; supported (PyPI name / import name): "
+                f"{known_names()}",
                 RuntimeWarning,
                 stacklevel=2,
             )

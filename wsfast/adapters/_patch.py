@@ -8,6 +8,10 @@ only where the site still holds wsfast's replacement (a later patch by someone
 else is left alone). Sites in modules that are not imported yet are patched
 right after their import, through :mod:`wsfast.adapters._autoload`'s hooks, so
 wsfast never imports a library's optional or legacy modules itself.
+
+A site whose original already runs C, where a wrapper could only cost more,
+is left alone when the adapter's ``native`` test says so: the patcher records
+why in :attr:`Patcher.native`, and such a site counts as handled.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +28,7 @@ from typing import Any
 
 from wsfast.adapters import _autoload
 
-__all__ = ["Patcher", "Site", "original_of", "is_replacement"]
+__all__ = ["Patcher", "Site", "compiled", "is_replacement", "original_of"]
 
 #: The attribute every replacement carries, pointing at what it replaced.
 ORIGINAL_ATTRIBUTE = "__wsfast_original__"
@@ -52,6 +57,24 @@ def original_of(obj: Any) -> Any:
     return getattr(target, ORIGINAL_ATTRIBUTE, None)
 
 
+def compiled(site: Site, original: Any) -> str | None:
+    """What ``original`` is when it is compiled code rather than a Python function, else None.
+
+    The ``native`` test of adapters whose library may already run C at a site.
+    """
+    target = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
+    if isinstance(target, (types.FunctionType, types.MethodType)):
+        return None
+    name = getattr(target, "__qualname__", None) or type(target).__name__
+    # A C function's __module__ (and its module's __name__) is what its C code says; the spec is where it was found.
+    owner = getattr(target, "__self__", None)
+    if isinstance(owner, types.ModuleType):
+        module = getattr(owner.__spec__, "name", None) or owner.__name__
+    else:
+        module = getattr(target, "__module__", None)
+    return f"{module or site.module}.{name} (compiled)"
+
+
 def is_replacement(obj: Any) -> bool:
     """Whether ``obj`` is a wsfast replacement."""
     return original_of(obj) is not None
@@ -65,12 +88,26 @@ class Patcher:
         sites: every name to patch.
         replace: ``replace(site, original)`` returns the replacement for
             ``original``; it is called once per distinct original.
+        native: ``native(site, original)`` says what native code ``original``
+            is when wsfast should leave the site alone (else None).
+
+    Attributes:
+        native: ``"module.attribute"`` -> what native code runs there, for
+            every site left alone since :meth:`install`.
     """
 
-    def __init__(self, name: str, sites: Sequence[Site], replace: Callable[[Site, Any], Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        sites: Sequence[Site],
+        replace: Callable[[Site, Any], Any],
+        native: Callable[[Site, Any], str | None] | None = None,
+    ) -> None:
         self.name = name
         self.sites = tuple(sites)
         self._replace = replace
+        self._native = native
+        self.native: dict[str, str] = {}
         self._lock = threading.RLock()
         # (site, owner, original, replacement) for every site patched, in order.
         self._patched: list[tuple[Site, Any, Any, Any]] = []
@@ -109,7 +146,11 @@ class Patcher:
     def _check_required(self) -> None:
         """Fail if this version of the library has none of the required names; warn if it lacks some."""
         required = [site for site in self.sites if site.required]
-        missing = [site for site in required if not is_replacement(self.current(site))]
+        missing = [
+            site
+            for site in required
+            if not is_replacement(self.current(site)) and f"{site.module}.{site.attribute}" not in self.native
+        ]
         if missing and len(missing) == len(required):
             self.uninstall()
             names = ", ".join(f"{site.module}.{site.attribute}" for site in missing)
@@ -127,7 +168,15 @@ class Patcher:
                 if vars(owner).get(attribute) is replacement:
                     setattr(owner, attribute, original)
             self._patched.clear()
+            self.native.clear()
             self.active = False
+
+    def patched(self) -> bool:
+        """Whether some site holds a wsfast replacement now."""
+        with self._lock:
+            return any(
+                vars(owner).get(site.attribute.rpartition(".")[2]) is new for site, owner, _, new in self._patched
+            )
 
     def current(self, site: Site) -> Any:
         """The raw value at ``site`` now (the descriptor, for class attributes), or None."""
@@ -156,6 +205,10 @@ class Patcher:
         original = vars(owner).get(attribute)
         if original is None or is_replacement(original):
             return  # absent in this version of the library, or already ours
+        why = None if self._native is None else self._native(site, original)
+        if why is not None:
+            self.native[f"{site.module}.{site.attribute}"] = why
+            return
         pair = self._replacements.get(id(original))
         if pair is None or pair[0] is not original:
             pair = (original, self._replace(site, original))

@@ -115,7 +115,7 @@ def _replace(site: Site, original: Any) -> Any:
     return mark(_REPLACEMENTS[site.attribute], original)
 
 
-_PATCHER = Patcher("autobahn", SITES, _replace)
+PATCHER = Patcher("autobahn", SITES, _replace)
 
 
 def install(import_modules: bool = True) -> None:
@@ -124,14 +124,14 @@ def install(import_modules: bool = True) -> None:
     Raises:
         ImportError: autobahn is not installed.
     """
-    _PATCHER.install(import_modules)
+    PATCHER.install(import_modules)
 
 
 def uninstall() -> None:
     """Put autobahn's own maskers and validator back; idempotent."""
-    _PATCHER.uninstall()
+    PATCHER.uninstall()
 
 
 def is_active() -> bool:
     """Whether :func:`install` is in effect."""
-    return _PATCHER.active
+    return PATCHER.active

@@ -23,7 +23,7 @@ from typing import Any
 from wsfast import kernels
 from wsfast.adapters._patch import Patcher, Site, mark
 
-__all__ = ["SITES", "install", "is_active", "make_websocket_mask", "uninstall"]
+__all__ = ["PATCHER", "SITES", "install", "is_active", "make_websocket_mask", "uninstall"]
 
 SITES = (
     Site("tornado.util", "_websocket_mask"),
@@ -46,7 +46,7 @@ def make_websocket_mask(original: Any) -> Any:
     return mark(_websocket_mask, original)
 
 
-_PATCHER = Patcher("tornado", SITES, lambda site, original: make_websocket_mask(original))
+PATCHER = Patcher("tornado", SITES, lambda site, original: make_websocket_mask(original))
 
 
 def install(import_modules: bool = True) -> None:
@@ -55,14 +55,14 @@ def install(import_modules: bool = True) -> None:
     Raises:
         ImportError: tornado is not installed.
     """
-    _PATCHER.install(import_modules)
+    PATCHER.install(import_modules)
 
 
 def uninstall() -> None:
     """Put tornado's own ``_websocket_mask`` back; idempotent."""
-    _PATCHER.uninstall()
+    PATCHER.uninstall()
 
 
 def is_active() -> bool:
     """Whether :func:`install` is in effect."""
-    return _PATCHER.active
+    return PATCHER.active

@@ -110,7 +110,7 @@ def _replace(site: Site, original: Any) -> Any:
     return make_validate_utf8(original)
 
 
-_PATCHER = Patcher("websocket_client", SITES, _replace)
+PATCHER = Patcher("websocket_client", SITES, _replace)
 
 
 def install(import_modules: bool = True) -> None:
@@ -119,14 +119,14 @@ def install(import_modules: bool = True) -> None:
     Raises:
         ImportError: websocket-client is not installed.
     """
-    _PATCHER.install(import_modules)
+    PATCHER.install(import_modules)
 
 
 def uninstall() -> None:
     """Put websocket-client's own functions back; idempotent."""
-    _PATCHER.uninstall()
+    PATCHER.uninstall()
 
 
 def is_active() -> bool:
     """Whether :func:`install` is in effect."""
-    return _PATCHER.active
+    return PATCHER.active

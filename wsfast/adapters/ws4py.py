@@ -27,7 +27,7 @@ from wsfast import kernels
 from wsfast.adapters._patch import Patcher, Site, mark
 from wsfast.adapters._utf8 import DFA, DfaValidator, dfa_validate
 
-__all__ = ["SITES", "Utf8Validator", "install", "is_active", "make_frame_mask", "uninstall"]
+__all__ = ["PATCHER", "SITES", "Utf8Validator", "install", "is_active", "make_frame_mask", "uninstall"]
 
 SITES = (
     Site("ws4py.framing", "Frame.mask"),
@@ -95,7 +95,7 @@ def _replace(site: Site, original: Any) -> Any:
     return make_frame_mask(original)  # Frame.mask and Frame.unmask share one original
 
 
-_PATCHER = Patcher("ws4py", SITES, _replace)
+PATCHER = Patcher("ws4py", SITES, _replace)
 
 
 def install(import_modules: bool = True) -> None:
@@ -104,14 +104,14 @@ def install(import_modules: bool = True) -> None:
     Raises:
         ImportError: ws4py is not installed.
     """
-    _PATCHER.install(import_modules)
+    PATCHER.install(import_modules)
 
 
 def uninstall() -> None:
     """Put ws4py's own methods and validator back; idempotent."""
-    _PATCHER.uninstall()
+    PATCHER.uninstall()
 
 
 def is_active() -> bool:
     """Whether :func:`install` is in effect."""
-    return _PATCHER.active
+    return PATCHER.active

@@ -1,0 +1,206 @@
+"""Each library's own echo server with and without ``wsfast.accelerate()``, one load generator for all.
+
+    python benchmarks/servers/accelerated.py                  # every library, both scenarios, 3 s per row
+    python benchmarks/servers/accelerated.py --libraries websockets,uvicorn-wsproto --duration 2
+    python benchmarks/servers/accelerated.py --json results.json
+
+The machinery is ``run.py``'s: the server runs alone on CPU 0, ``wsfast
+bench`` on CPU 1, and the server's CPU time over the measured window comes
+from ``/proc/PID/task/*/schedstat``. Both rows of a library start the same
+server script through ``accelerated_server.py``, which calls
+``wsfast.accelerate(NAME)`` first in the accelerated row only; the two rows
+run back to back. Scenarios: ``run.py``'s echo rows, 16 connections x 32 B
+and 256 connections x 1 KiB, binary, one message in flight per connection.
+
+Per row: messages/s and server CPU µs per round trip, without and with
+``accelerate()``, and their ratios; "CPU gain" is CPU per message without
+divided by with (1.30 = 1.3x fewer CPU-seconds per message), checked against
+the issue's target where it sets one. With ``--repeat N`` each row runs N
+times, without and with interleaved, and the table keeps the best of each
+(run.py's ``best_of``): on a shared machine the CPU per message of the
+least disturbed run is the closest to the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import run
+
+SCENARIOS = ("echo-16-32", "echo-256-1024")
+LAUNCHER = "accelerated_server.py"
+
+
+@dataclass(frozen=True)
+class Library:
+    """A library's own echo server, what to accelerate in it, and the target CPU gain (if any)."""
+
+    name: str
+    label: str
+    server: str  # the script and its arguments, for WSFAST_BENCH_SERVER
+    accelerate: tuple[str, ...]
+    packages: tuple[str, ...]
+    target: float | None = None
+
+
+LIBRARIES = {
+    lib.name: lib
+    for lib in (
+        Library("websockets", "websockets (asyncio)", "websockets_server.py", ("websockets",), ("websockets",), 1.3),
+        Library("aiohttp", "aiohttp (uvloop)", "aiohttp_server.py", ("aiohttp",), ("aiohttp", "uvloop")),
+        Library(
+            "uvicorn-websockets-sansio",
+            "uvicorn + Starlette, --ws websockets-sansio",
+            "uvicorn_server.py --ws websockets-sansio",
+            ("websockets",),
+            ("uvicorn", "starlette", "websockets"),
+            1.2,
+        ),
+        Library(
+            "uvicorn-wsproto",
+            "uvicorn + Starlette, --ws wsproto",
+            "uvicorn_server.py --ws wsproto",
+            ("wsproto",),
+            ("uvicorn", "starlette", "wsproto"),
+            1.2,
+        ),
+    )
+}
+
+
+def measure(
+    library: Library, scenario: run.Scenario, accelerated: bool, duration: float, warmup: float
+) -> dict[str, Any]:
+    """One row: ``library``'s server, accelerated or not, under ``scenario``."""
+    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
+    saved = {key: os.environ.get(key) for key in ("WSFAST_BENCH_SERVER", "WSFAST_BENCH_ACCELERATE")}
+    os.environ["WSFAST_BENCH_SERVER"] = library.server
+    os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
+    try:
+        with run.server(spec, scenario.mode) as running:
+            result = run.run_bench(running, scenario, duration=duration, warmup=warmup)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    result = run.annotate(run.Row(spec, scenario), result)
+    result["accelerated"] = accelerated
+    return result
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(pairs: list[tuple[Library, str, dict[str, Any], dict[str, Any]]]) -> str:
+    """The Markdown table of every (library, scenario, without, with) measured."""
+    lines = [
+        "| library | scenario | msg/s without | msg/s with | msg/s gain | CPU µs/msg without | CPU µs/msg with "
+        "| CPU gain | target | other load | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for library, scenario, off, on in pairs:
+        cpu_off, cpu_on = off.get("server_cpu_us_per_message_min"), on.get("server_cpu_us_per_message_min")
+        gain = _ratio(cpu_off, cpu_on)
+        if library.target is None:
+            target = "-"
+        else:
+            target = f">= {library.target:g}: " + ("met" if gain is not None and gain >= library.target else "MISSED")
+        load = max(off.get("other_load") or 0.0, on.get("other_load") or 0.0)
+        lines.append(
+            f"| {library.label} | {run.SCENARIOS[scenario].title} | {off['messages_per_s']:,.0f} "
+            f"| {on['messages_per_s']:,.0f} | {_fmt(_ratio(on['messages_per_s'], off['messages_per_s']), '.2f')} "
+            f"| {_fmt(cpu_off, '.2f')} | {_fmt(cpu_on, '.2f')} | {_fmt(gain, '.2f')} | {target} "
+            f"| {load * 100:.0f} % | {off['errors'] + on['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--libraries", help=f"comma-separated, from {','.join(LIBRARIES)}")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from run.py's echo rows")
+    parser.add_argument("--duration", type=float, default=run.DEFAULT_DURATION, help="seconds measured per row")
+    parser.add_argument("--warmup", type=float, default=run.DEFAULT_WARMUP, help="seconds of warm-up per row")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each row, without and with interleaved")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S", help="as run.py's --wait-idle")
+    parser.add_argument("--json", metavar="FILE", help="also write every result to FILE")
+    args = parser.parse_args(argv)
+    names = args.libraries.split(",") if args.libraries else list(LIBRARIES)
+    unknown = [name for name in names if name not in LIBRARIES]
+    if unknown:
+        parser.error(f"unknown libraries {unknown}; known: {', '.join(LIBRARIES)}")
+    scenarios = args.scenarios.split(",")
+    bad = [s for s in scenarios if s not in run.SCENARIOS or run.SCENARIOS[s].mode != "echo"]
+    if bad:
+        parser.error(f"not an echo scenario of run.py: {bad}")
+
+    pairs = []
+    failed = 0
+    for scenario_id in scenarios:
+        scenario = run.SCENARIOS[scenario_id]
+        for name in names:
+            library = LIBRARIES[name]
+            runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+            for attempt in range(max(1, args.repeat)):
+                for accelerated in (False, True):
+                    if args.wait_idle:
+                        run.wait_until_idle(args.wait_idle)
+                    label = f"{scenario_id:>14} {name:<26} {'with' if accelerated else 'without':>7} #{attempt + 1}"
+                    print(label, end=" ", file=sys.stderr)
+                    try:
+                        result = measure(library, scenario, accelerated, args.duration, args.warmup)
+                    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                        print(f"FAILED: {exc}", file=sys.stderr)
+                        failed += 1
+                        continue
+                    failed += bool(result["errors"])
+                    cpu = result.get("server_cpu_us_per_message") or 0.0
+                    print(f"{result['messages_per_s']:>10,.0f} msg/s  {cpu:7.2f} µs/msg", file=sys.stderr, flush=True)
+                    runs[accelerated].append(result)
+            if runs[False] and runs[True]:
+                pairs.append((library, scenario_id, run.best_of(runs[False]), run.best_of(runs[True])))
+
+    command = "python benchmarks/servers/accelerated.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"Command: `{command.strip()}`\n")
+    print(f"Machine: {run.machine_line()}.")
+    versions = ", ".join(
+        f"{p} {run.dist_version(p)}" for p in ("wsfast", "websockets", "aiohttp", "uvicorn", "wsproto")
+    )
+    print(f"Versions: {versions}.")
+    print(
+        f"Each row: {args.warmup:g} s warm-up, then {args.duration:g} s measured, {max(1, args.repeat)} run(s), "
+        "without and with interleaved: the highest messages/s and the lowest server CPU µs/msg of the runs.\n"
+    )
+    print(table(pairs))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "command": command.strip(),
+                    "machine": run.machine_line(),
+                    "versions": versions,
+                    "results": [[lib.name, sid, off, on] for lib, sid, off, on in pairs],
+                },
+                indent=2,
+            )
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
