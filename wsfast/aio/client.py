@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..client import Reconnect, _client_protocol, _tls_context
+from ..client.opening import client_protocol, tls_context
+from ..client.reconnect import Reconnect
 from ..events import HandshakeFailed, Opened
 from ..exceptions import InvalidHandshake
 from ..extensions import PerMessageDeflate
@@ -103,16 +104,16 @@ class connect:  # noqa: N801 - used as a function, like websockets.connect
             "compression": compression,
             "max_message_size": max_message_size,
         }
-        _, handshake = _client_protocol(url, **self._handshake_options)  # validates the URL and options
+        _, handshake = client_protocol(url, **self._handshake_options)  # validates the URL and options
         self.url = url
-        self._ssl = _tls_context(ssl, handshake.secure)
+        self._ssl = tls_context(ssl, handshake.secure)
         self._connection_options = {"max_queue": max_queue, "write_limit": write_limit, "close_timeout": close_timeout}
         self.open_timeout = open_timeout
         self.reconnect = reconnect if reconnect is not None else Reconnect()
         self._connection: ClientConnection | None = None
 
     async def _open(self) -> ClientConnection:
-        protocol, handshake = _client_protocol(self.url, **self._handshake_options)
+        protocol, handshake = client_protocol(self.url, **self._handshake_options)
         loop = asyncio.get_running_loop()
 
         async def opening() -> ClientConnection:
