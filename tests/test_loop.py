@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import select
+import selectors
 import socket
 
-from wsfast.loop import Loop, Stream
+import pytest
+
+from wsfast.loop import Loop, Poller, Stream
 
 
 def test_two_loops_do_not_share_the_receive_buffer() -> None:
@@ -40,3 +44,27 @@ def test_two_loops_do_not_share_the_receive_buffer() -> None:
         loop_a.close()
         loop_b.close()
     assert seen == [(b"A" * 100, b"A" * 100)]
+
+
+@pytest.mark.parametrize("backend", ["epoll", "selectors"])
+def test_a_parked_socket_reports_nothing_until_watched_again(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "selectors":
+        monkeypatch.delattr(select, "epoll", raising=False)
+    elif not hasattr(select, "epoll"):
+        pytest.skip("no epoll on this platform")
+    poller = Poller()
+    reader, writer = socket.socketpair()
+    with reader, writer:
+
+        def callback(fileobj: object, events: int) -> None:
+            """Never called: poll() only returns the callbacks."""
+
+        poller.register(reader, selectors.EVENT_READ, callback)
+        writer.send(b"x")
+        poller.modify(reader, 0, callback)
+        assert poller.poll(0) == []
+        poller.modify(reader, selectors.EVENT_READ, callback)
+        assert poller.poll(0) == [(reader, callback, selectors.EVENT_READ)]
+        poller.modify(reader, 0, callback)
+        poller.unregister(reader)
+        poller.close()

@@ -32,6 +32,7 @@ _EPOLLIN = getattr(select, "EPOLLIN", 1)
 _EPOLLOUT = getattr(select, "EPOLLOUT", 4)
 # selectors' READ/WRITE bits -> epoll's.
 _EPOLL_MASKS = {
+    0: 0,  # parked: only errors and hang-ups are reported
     _READ: _EPOLLIN,
     _WRITE: _EPOLLOUT,
     _READ | _WRITE: _EPOLLIN | _EPOLLOUT,
@@ -79,6 +80,9 @@ class Poller:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
         self._handlers: dict[int, tuple[Any, Callable[[Any, int], None]]] = {}
+        # selectors cannot watch for nothing: file objects parked with no
+        # events are unregistered from the selector until they want some.
+        self._parked: set[Any] = set()
 
     def register(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
         if self._epoll is None:
@@ -90,9 +94,18 @@ class Poller:
         self._handlers[fd] = (fileobj, callback)
 
     def modify(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
+        """Watch ``fileobj`` for ``events`` now; 0 parks it (no readiness reported)."""
         if self._epoll is None:
             assert self._selector is not None
-            self._selector.modify(fileobj, events, callback)
+            if fileobj in self._parked:
+                if events:
+                    self._parked.discard(fileobj)
+                    self._selector.register(fileobj, events, callback)
+            elif events:
+                self._selector.modify(fileobj, events, callback)
+            else:
+                self._selector.unregister(fileobj)
+                self._parked.add(fileobj)
             return
         fd = fileobj.fileno()
         self._epoll.modify(fd, _EPOLL_MASKS[events])
@@ -102,7 +115,10 @@ class Poller:
         """Forget ``fileobj`` (before closing it). Raises KeyError if unknown."""
         if self._epoll is None:
             assert self._selector is not None
-            self._selector.unregister(fileobj)
+            if fileobj in self._parked:
+                self._parked.discard(fileobj)
+            else:
+                self._selector.unregister(fileobj)
             return
         fd = fileobj.fileno()
         del self._handlers[fd]
@@ -128,6 +144,7 @@ class Poller:
         elif self._selector is not None:
             self._selector.close()
         self._handlers.clear()
+        self._parked.clear()
 
 
 class Loop:
@@ -308,6 +325,8 @@ class Stream:
         # a TLS stream moves frames out of the queue into this chunk first.
         self._tls_chunk: bytes | None = None
         self._events = _READ
+        #: Whether the stream reads: see :meth:`pause_reading`.
+        self.reading = True
         sock.setblocking(False)
         loop.selector.register(sock, _READ, self._on_event)
         self._view = loop.read_view
@@ -344,10 +363,27 @@ class Stream:
             self.loop.flush_soon(self)
 
     def close_after_flush(self) -> None:
-        """Close the socket once the queue is written (at once if it is empty)."""
+        """Stop reading, and close the socket once the queue is written (at once
+        if it is empty): nothing the peer sends now can change the outcome."""
         self._close_after_flush = True
-        if not self.frames:
+        if not self.frames and self._tls_chunk is None:
             self.close()
+        else:
+            self.pause_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading until the write queue is written out (backpressure on a
+        peer that sends faster than it reads; its bytes wait in TCP's buffers)."""
+        if self.reading:
+            self.reading = False
+            self._watch(self._events)
+
+    def _resume_reading(self) -> None:
+        self.reading = True
+        self._watch(self._events | _READ)
+        if self._tls and self.sock.pending():  # type: ignore[attr-defined]
+            # Decrypted bytes the selector cannot see: read them from the loop.
+            self.loop.call_later(0, self._read)
 
     def close(self) -> None:
         """Close the socket now, dropping whatever is queued."""
@@ -398,11 +434,14 @@ class Stream:
         if self.frames or self._tls_chunk is not None:
             self._watch(_READ | _WRITE)
             return
-        if self._events != _READ:
-            self._watch(_READ)
         if self._close_after_flush:
             self.close()
-        elif self.on_drain is not None:
+            return
+        if not self.reading:
+            self._resume_reading()
+        elif self._events != _READ:
+            self._watch(_READ)
+        if self.on_drain is not None:
             self.on_drain()
 
     def _flush_plain(self) -> None:
@@ -490,6 +529,8 @@ class Stream:
             self.head_started = True
 
     def _watch(self, events: int) -> None:
+        if not self.reading and not self._handshaking:
+            events &= _WRITE
         if events != self._events and not self.closed:
             self._events = events
             self.loop.selector.modify(self.sock, events, self._on_event)
@@ -502,13 +543,15 @@ class Stream:
             return
         if mask & _WRITE:
             self.flush()
-        if mask & _READ and not self.closed:
+        # Paused, a read event is an error or a hang-up: the write side, always
+        # watched then (the queue is not empty), sees it and closes.
+        if mask & _READ and self.reading and not self.closed:
             self._read()
 
     def _read(self) -> None:
         view = self._view
         sock = self.sock
-        while True:
+        while self.reading and not self.closed:
             try:
                 n = sock.recv_into(view)
             except _RETRY:
@@ -521,7 +564,7 @@ class Stream:
                 return
             self.on_data(view[:n])
             # TLS may hold decrypted bytes that the selector cannot see.
-            if self.closed or not (self._tls and sock.pending()):  # type: ignore[attr-defined]
+            if not (self._tls and sock.pending()):  # type: ignore[attr-defined]
                 return
 
     def _start_tls(self) -> None:

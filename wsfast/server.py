@@ -149,12 +149,21 @@ class ServerConnection:
             return
         self.protocol.close(code, reason)
         self._flush_protocol()
-        if self._close_timer is None and not self.stream.closed:
-            self._close_timer = self.server.loop.call_later(self.server.close_timeout, self.abort)
+        self._abort_after_close_timeout()
 
     def abort(self) -> None:
         """Close the TCP connection at once, dropping queued data."""
         self.stream.close()
+
+    def _close_transport(self) -> None:
+        """Read nothing more; close the TCP connection once what is queued (a
+        close frame last) is written, or abort it after ``close_timeout``."""
+        self.stream.close_after_flush()
+        self._abort_after_close_timeout()
+
+    def _abort_after_close_timeout(self) -> None:
+        if self._close_timer is None and not self.stream.closed:
+            self._close_timer = self.server.loop.call_later(self.server.close_timeout, self.abort)
 
     def subscribe(self, topic: str) -> None:
         """Receive what :meth:`Server.publish` sends to ``topic``."""
@@ -176,6 +185,10 @@ class ServerConnection:
         self.last_seen = self.server.loop.now
         self._ping_sent_at = None
         self._dispatch(self.protocol.receive_data(data))
+        # Replies, pongs and close echoes count against write_limit alike:
+        # read no more from a client whose queue is over it until it drains.
+        if self.stream.queued > self.server.write_limit:
+            self.stream.pause_reading()
 
     def _on_stream_closed(self) -> None:
         if not self._closed:
@@ -195,7 +208,7 @@ class ServerConnection:
         if protocol.buffered_amount:
             self.stream.write(protocol.data_to_send())
         if protocol.should_close_transport:
-            self.stream.close_after_flush()
+            self._close_transport()
 
     def _dispatch(self, events: list[Event]) -> None:
         handler = self.server.handler
@@ -502,6 +515,7 @@ class Server:
         stream.drop_unsent()
         if ws.protocol.state is State.OPEN:
             ws.close(CloseCode.POLICY_VIOLATION, "slow consumer")
+        ws._close_transport()
         return False
 
     # --- thread-safe scheduling ------------------------------------------------------
