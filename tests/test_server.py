@@ -537,8 +537,9 @@ def test_slow_consumer_that_reads_later_finds_whole_frames_then_1008(transport: 
     recorder = Feed()
     client_tls = tls if transport == "tls" else None
     with (
+        # close_timeout bounds how late it may read: the whole feed, then the reading.
         running_server(
-            recorder, write_limit=WRITE_LIMIT, slow_consumer="close", close_timeout=1.0, **use_tls(transport, tls)
+            recorder, write_limit=WRITE_LIMIT, slow_consumer="close", close_timeout=TIMEOUT, **use_tls(transport, tls)
         ) as server,
         feed_clients(server, recorder, client_tls) as (slow, fast),
     ):

@@ -23,7 +23,7 @@ from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
 from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
-from .loop import Loop, Stream, TimerHandle
+from .loop import Loop, Stream, TimerHandle, queue_shared
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
 
 __all__ = ["Handler", "Server", "ServerConnection"]
@@ -470,8 +470,10 @@ class Server:
         else:
             opcode, payload = _BINARY, _byte_buffer(data)
         header = frame_header(opcode, len(payload))
-        count = 0
-        for ws in receivers:
+        # The common case in one compiled loop; the rest one by one below.
+        others = queue_shared(receivers, [header, payload], len(header) + len(payload), self.write_limit)
+        count = len(receivers) - len(others)
+        for ws in others:
             protocol = ws.protocol
             if protocol.buffered_amount:
                 ws._flush_protocol()  # keep the order of earlier sends
