@@ -46,6 +46,15 @@ def extensions():
     ]
     if sys.platform != "win32":  # the stream core writes with writev()
         sources.append(Extension("wsfast._stream_c", ["wsfast/_stream_c.pyx"], extra_compile_args=compile_args))
+    sources.append(
+        Extension(
+            "wsfast._receive_c",
+            ["wsfast/_receive_c.pyx"],
+            include_dirs=["wsfast/kernels"],
+            depends=["wsfast/kernels/wsfast_kernels.h"],
+            extra_compile_args=compile_args,
+        )
+    )
     modules = cythonize(sources, compiler_directives=COMPILER_DIRECTIVES)
     # cythonize() drops optional=: set it on what it returns.
     for module in modules:

@@ -16,15 +16,24 @@ import socket
 import ssl as ssl_module
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
 from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
+from .kernels import PURE
 from .loop import Loop, Stream, TimerHandle, queue_shared
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
+
+if TYPE_CHECKING or PURE:
+    from ._receive_py import deliver_whole_messages
+else:
+    try:
+        from ._receive_c import deliver_whole_messages
+    except ImportError:
+        from ._receive_py import deliver_whole_messages
 
 __all__ = ["Handler", "Server", "ServerConnection"]
 
@@ -184,11 +193,31 @@ class ServerConnection:
     def _on_data(self, data: memoryview) -> None:
         self.last_seen = self.server.loop.now
         self._ping_sent_at = None
-        self._dispatch(self.protocol.receive_data(data))
+        protocol = self.protocol
+        limit = protocol.whole_message_limit()
+        if limit is not None:
+            # Whole messages go straight to the handler; the protocol gets the rest.
+            taken = deliver_whole_messages(data, limit, self._deliver)
+            if taken < len(data):
+                self._dispatch(protocol.receive_data(data[taken:]))
+            elif protocol.buffered_amount or protocol.should_close_transport:
+                self._flush_protocol()
+        else:
+            self._dispatch(protocol.receive_data(data))
         # Replies, pongs and close echoes count against write_limit alike:
         # read no more from a client whose queue is over it until it drains.
         if self.stream.queued > self.server.write_limit:
             self.stream.pause_reading()
+
+    def _deliver(self, message: str | bytes) -> bool:
+        """One message of the fast path to the handler; whether to go on with it."""
+        try:
+            self.server.handler.on_message(self, message)
+        except ConnectionClosed:
+            pass  # the handler raced a close: nothing to report
+        except Exception as exc:  # noqa: BLE001 - reported to the handler
+            self._handler_failed(exc)
+        return self.protocol.state is _OPEN
 
     def _on_stream_closed(self) -> None:
         if not self._closed:
