@@ -35,18 +35,24 @@ def extensions():
         print("wsfast: Cython is not available, installing the pure-Python kernels", file=sys.stderr)
         return []
     compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-strict-aliasing"]
-    modules = cythonize(
-        [
-            Extension(
-                "wsfast.kernels._cy",
-                ["wsfast/kernels/_cy.pyx"],
-                include_dirs=["wsfast/kernels"],
-                depends=["wsfast/kernels/wsfast_kernels.h"],
-                extra_compile_args=compile_args,
-            )
-        ],
-        compiler_directives=COMPILER_DIRECTIVES,
-    )
+
+    def with_kernels(name, source):
+        """An extension that includes the C kernels' header."""
+        return Extension(
+            name,
+            [source],
+            include_dirs=["wsfast/kernels"],
+            depends=["wsfast/kernels/wsfast_kernels.h"],
+            extra_compile_args=compile_args,
+        )
+
+    sources = [
+        with_kernels("wsfast.kernels._cy", "wsfast/kernels/_cy.pyx"),
+        with_kernels("wsfast._receive_c", "wsfast/_receive_c.pyx"),
+    ]
+    if sys.platform != "win32":  # the stream core writes with writev()
+        sources.append(Extension("wsfast._stream_c", ["wsfast/_stream_c.pyx"], extra_compile_args=compile_args))
+    modules = cythonize(sources, compiler_directives=COMPILER_DIRECTIVES)
     # cythonize() drops optional=: set it on what it returns.
     for module in modules:
         module.optional = BUILD_EXTENSION != "yes"

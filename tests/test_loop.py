@@ -9,7 +9,9 @@ write happens exactly where the test wants it.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
+import select
 import selectors
 import socket
 import ssl
@@ -18,7 +20,9 @@ from typing import Any
 
 import pytest
 
-from wsfast.loop import Loop, Stream
+from tests.timeouts import TIMEOUT
+from wsfast import _stream_py, kernels
+from wsfast.loop import Loop, Poller, Stream, StreamCore
 
 
 def test_two_loops_do_not_share_the_receive_buffer() -> None:
@@ -312,3 +316,60 @@ def test_tls_want_read_while_writing_keeps_the_chunk_for_later(loop: Loop) -> No
     stream.flush()
     assert sock.plain.attempts == [b"renegotiating", b"renegotiating"] and stream.queued == 0
     stream.close()
+
+
+@pytest.mark.parametrize("backend", ["epoll", "selectors"])
+def test_a_parked_socket_reports_nothing_until_watched_again(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "selectors":
+        monkeypatch.delattr(select, "epoll", raising=False)
+    elif not hasattr(select, "epoll"):
+        pytest.skip("no epoll on this platform")
+    poller = Poller()
+    reader, writer = socket.socketpair()
+    with reader, writer:
+
+        def callback(fileobj: object, events: int) -> None:
+            """Never called: poll() only returns the callbacks."""
+
+        poller.register(reader, selectors.EVENT_READ, callback)
+        writer.send(b"x")
+        poller.modify(reader, 0, callback)
+        assert poller.poll(0) == []
+        poller.modify(reader, selectors.EVENT_READ, callback)
+        assert poller.poll(0) == [(reader, callback, selectors.EVENT_READ)]
+        poller.modify(reader, 0, callback)
+        poller.unregister(reader)
+        poller.close()
+
+
+def test_streams_write_with_the_compiled_core_when_the_extension_is_used() -> None:
+    compiled = kernels.IMPLEMENTATION == "cython" and importlib.util.find_spec("wsfast._stream_c") is not None
+    assert (StreamCore is not _stream_py.StreamCore) is compiled
+
+
+def test_frames_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> None:
+    """Partial writes keep the rest of a frame uncopied; every buffer type goes out as given."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+    payloads = [os.urandom(n) for n in (1, 70_000, 3, 200_000, 0, 5_000)]
+    frames = [[b"H", bytearray(p)] if i % 2 else [memoryview(p), b"T"] for i, p in enumerate(payloads)]
+    expected = b"".join(b"".join(bytes(b) for b in frame) for frame in frames)
+    try:
+        stream = Stream(loop, ours, on_data=lambda view: None, on_close=lambda: None)
+        for frame in frames:
+            stream.write(frame)
+        assert stream.queued == len(expected)
+        received = bytearray()
+        theirs.settimeout(TIMEOUT)
+        for _ in range(10_000):
+            stream.flush()
+            if len(received) == len(expected):
+                break
+            received += theirs.recv(1 << 16)
+        assert bytes(received) == expected
+        assert stream.queued == 0 and not stream.frames
+    finally:
+        ours.close()
+        theirs.close()
+        loop.close()

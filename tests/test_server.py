@@ -571,8 +571,9 @@ def test_slow_consumer_that_reads_later_finds_whole_frames_then_1008(transport: 
     recorder = Feed()
     client_tls = tls if transport == "tls" else None
     with (
+        # close_timeout bounds how late it may read: the whole feed, then the reading.
         running_server(
-            recorder, write_limit=WRITE_LIMIT, slow_consumer="close", close_timeout=1.0, **use_tls(transport, tls)
+            recorder, write_limit=WRITE_LIMIT, slow_consumer="close", close_timeout=TIMEOUT, **use_tls(transport, tls)
         ) as server,
         feed_clients(server, recorder, client_tls) as (slow, fast),
     ):
@@ -647,6 +648,86 @@ def test_one_message_over_write_limit_to_a_reading_client_is_delivered() -> None
     with running_server(write_limit=WRITE_LIMIT, close_timeout=0.5) as server, ws_client(server) as client:
         client.send(payload)
         assert client.recv(timeout=TIMEOUT) == payload
+
+
+# --- clients that send and never read: the server stops reading them ----------------------
+
+FLOOD = 64 * 1024 * 1024  # far more than the TCP buffers of both ends hold
+SMALL_LIMIT = 64 * 1024
+READ_SIZE = 256 * 1024  # the most one read hands the protocol (Loop.read_view)
+
+
+def small_buffer_listener() -> socket.socket:
+    """A listening socket whose connections inherit fixed 64 KiB TCP buffers
+    (no autotuning), so that a server that stops reading blocks its client soon."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def send_until_stalled(sock: socket.socket, chunk: bytes, stall: float = 0.5) -> int:
+    """Send ``chunk`` again and again without reading, until :data:`FLOOD` bytes
+    are sent, the peer took nothing for ``stall`` seconds or it reset the
+    connection; return the bytes sent."""
+    sent = 0
+    pending = memoryview(chunk)
+    sock.settimeout(stall)
+    with contextlib.suppress(TimeoutError, ConnectionResetError, BrokenPipeError):
+        while sent < FLOOD:
+            n = sock.send(pending)
+            sent += n
+            pending = pending[n:] or memoryview(chunk)
+    sock.settimeout(TIMEOUT)
+    return sent
+
+
+def test_a_client_flooding_pings_without_reading_is_paused_not_grown() -> None:
+    """Pongs count against write_limit: the server stops reading such a client
+    (TCP backpressure) rather than queueing pongs without bound, and resumes
+    once the client reads."""
+    ping = masked_frame(PING, bytes(125))
+    pong = bytes([0x80 | PONG, 125]) + bytes(125)
+    pings = ping * 512
+    recorder = Recorder()
+    with (
+        running_server(recorder, write_limit=SMALL_LIMIT, sock=small_buffer_listener()) as server,
+        RawClient(server, rcvbuf=16 * 1024) as raw,
+    ):
+        raw.handshake()
+        ws = recorder.next_open()
+        sent = send_until_stalled(raw.sock, pings)
+        assert sent < FLOOD, "the server read every ping: it never stopped reading"
+        assert in_loop(server, lambda: ws.buffered_amount) <= SMALL_LIMIT + READ_SIZE
+        assert ws.ready_state == 1
+        # The client reads now, and finishes its last chunk: a pong for every ping.
+        rest = pings[len(pings) - (-sent % len(pings)) :]
+        threading.Thread(target=raw.sock.sendall, args=(rest,), daemon=True).start()
+        expected = pong * ((sent + len(rest)) // len(ping))
+        received = raw._take(len(expected))
+        assert received == expected
+
+
+def test_a_slow_consumer_is_read_no_more_once_it_is_being_closed() -> None:
+    """A client that pushes messages and never reads their echoes is closed
+    as a slow consumer; from then on the server reads nothing more from it
+    (no CPU spent discarding its input) and aborts it after close_timeout."""
+    message = masked_frame(BINARY, bytes(1024))
+    recorder = Recorder()
+    with (
+        running_server(
+            recorder, write_limit=SMALL_LIMIT, close_timeout=TIMEOUT, sock=small_buffer_listener()
+        ) as server,
+        RawClient(server, rcvbuf=16 * 1024) as raw,
+    ):
+        raw.handshake()
+        ws = recorder.next_open()
+        sent = send_until_stalled(raw.sock, message * 64)
+        assert ws.ready_state != 1, "never closed as a slow consumer"
+        assert sent < FLOOD, "the server went on reading a client it was closing"
+        assert recorder.next_close(timeout=2 * TIMEOUT)[0] == 1006  # aborted: it never answered the close
 
 
 # --- heartbeats and idle connections -----------------------------------------------------------

@@ -4,7 +4,9 @@
 calls from other threads (``call_soon_threadsafe``, woken by a socket pair).
 :class:`Stream` owns one non-blocking socket, plain or TLS: it reads into a
 shared buffer, and writes a queue of frames with scatter-gather ``sendmsg``,
-watching for writability only while something is pending.
+watching for writability only while something is pending. Its write path
+(:class:`StreamCore`) is compiled when the extension is built, else pure
+Python (``WSFAST_PURE=1`` forces the latter).
 """
 
 from __future__ import annotations
@@ -20,9 +22,20 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Loop", "Poller", "Stream", "TimerHandle"]
+from ._stream_py import MAX_WRITE, RETRY
+from .kernels import PURE
+
+if TYPE_CHECKING or PURE:
+    from ._stream_py import StreamCore, queue_shared
+else:
+    try:
+        from ._stream_c import StreamCore, queue_shared
+    except ImportError:
+        from ._stream_py import StreamCore, queue_shared
+
+__all__ = ["Loop", "Poller", "Stream", "StreamCore", "TimerHandle", "queue_shared"]
 
 logger = logging.getLogger("wsfast.loop")
 
@@ -32,21 +45,11 @@ _EPOLLIN = getattr(select, "EPOLLIN", 1)
 _EPOLLOUT = getattr(select, "EPOLLOUT", 4)
 # selectors' READ/WRITE bits -> epoll's.
 _EPOLL_MASKS = {
+    0: 0,  # parked: only errors and hang-ups are reported
     _READ: _EPOLLIN,
     _WRITE: _EPOLLOUT,
     _READ | _WRITE: _EPOLLIN | _EPOLLOUT,
 }
-# sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
-_MAX_IOV = 512
-# Bytes handed to one sendmsg()/send() call at most.
-_MAX_WRITE = 1 << 20
-# Up to this many queued bytes are joined and written with one send().
-_JOIN_LIMIT = 64 * 1024
-_RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-
-
-def _size(buffer: Any) -> int:
-    return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
 
 
 class TimerHandle:
@@ -79,6 +82,9 @@ class Poller:
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
         self._selector = None if self._epoll is not None else selectors.DefaultSelector()
         self._handlers: dict[int, tuple[Any, Callable[[Any, int], None]]] = {}
+        # selectors cannot watch for nothing: file objects parked with no
+        # events are unregistered from the selector until they want some.
+        self._parked: set[Any] = set()
 
     def register(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
         if self._epoll is None:
@@ -90,9 +96,18 @@ class Poller:
         self._handlers[fd] = (fileobj, callback)
 
     def modify(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
+        """Watch ``fileobj`` for ``events`` now; 0 parks it (no readiness reported)."""
         if self._epoll is None:
             assert self._selector is not None
-            self._selector.modify(fileobj, events, callback)
+            if fileobj in self._parked:
+                if events:
+                    self._parked.discard(fileobj)
+                    self._selector.register(fileobj, events, callback)
+            elif events:
+                self._selector.modify(fileobj, events, callback)
+            else:
+                self._selector.unregister(fileobj)
+                self._parked.add(fileobj)
             return
         fd = fileobj.fileno()
         self._epoll.modify(fd, _EPOLL_MASKS[events])
@@ -102,7 +117,10 @@ class Poller:
         """Forget ``fileobj`` (before closing it). Raises KeyError if unknown."""
         if self._epoll is None:
             assert self._selector is not None
-            self._selector.unregister(fileobj)
+            if fileobj in self._parked:
+                self._parked.discard(fileobj)
+            else:
+                self._selector.unregister(fileobj)
             return
         fd = fileobj.fileno()
         del self._handlers[fd]
@@ -128,6 +146,7 @@ class Poller:
         elif self._selector is not None:
             self._selector.close()
         self._handlers.clear()
+        self._parked.clear()
 
 
 class Loop:
@@ -245,7 +264,9 @@ class Loop:
                 logger.exception("error in %r", callback)
 
     def _flush_streams(self) -> None:
-        streams, self._to_flush = self._to_flush, []
+        # The list stays the same object: every stream of the loop holds it.
+        streams = self._to_flush[:]
+        self._to_flush.clear()
         for stream in streams:
             try:
                 stream.flush()
@@ -264,7 +285,7 @@ class Loop:
                     logger.exception("error in timer %r", handle.callback)
 
 
-class Stream:
+class Stream(StreamCore):
     """One non-blocking socket in a :class:`Loop`: reads, queued writes, TLS.
 
     The owner supplies callbacks: ``on_data(view)`` with each chunk read (a
@@ -288,29 +309,21 @@ class Stream:
         on_ready: Callable[[], None] = lambda: None,
         on_drain: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__(loop._to_flush, loop.read_view)
         self.loop = loop
         self.sock = sock
+        self.fd = sock.fileno()
         self.on_data = on_data
         self.on_close = on_close
         self.on_ready = on_ready
         self.on_drain = on_drain
-        #: The write queue: (buffers, size, droppable) per frame.
-        self.frames: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
-        self.queued = 0
-        self._flush_scheduled = False
-        #: Whether the first frame in the queue is partly written.
-        self.head_started = False
-        self.closed = False
-        self._close_after_flush = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._handshaking = self._tls
         # OpenSSL must be given the very same bytes again after a WANT_WRITE:
-        # a TLS stream moves frames out of the queue into this chunk first.
-        self._tls_chunk: bytes | None = None
-        self._events = _READ
+        # a TLS stream moves frames out of the queue into this chunk first
+        # (``_tls_chunk``).
         sock.setblocking(False)
         loop.selector.register(sock, _READ, self._on_event)
-        self._view = loop.read_view
         if self._tls:
             # A TLS client speaks first (ClientHello): start from the loop,
             # not from here, so callbacks never run inside the constructor.
@@ -318,36 +331,28 @@ class Stream:
 
     # --- writing ---------------------------------------------------------------
 
-    def write(self, buffers: list[Any], *, size: int = -1, droppable: bool = False) -> None:
-        """Queue one frame (a list of buffers); it is written at the end of the
-        loop iteration, with every other frame queued by then, in one call.
-
-        Args:
-            buffers: bytes-like objects, written in order and never copied
-                until then; the caller must not modify them meanwhile.
-            size: the total size of ``buffers`` in bytes, when the caller
-                knows it (else it is computed).
-            droppable: whether :meth:`drop_unsent` may discard the frame
-                (a published feed message, say) while it is unsent.
-        """
-        if self.closed or self._close_after_flush:
-            return
-        if size < 0:
-            size = 0
-            for buffer in buffers:
-                size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
-        self.frames.append((buffers, size, droppable))
-        self.queued += size
-        # While EVENT_WRITE is watched the socket is full: the loop flushes.
-        if not self._flush_scheduled and not self._handshaking and not self._events & _WRITE:
-            self._flush_scheduled = True
-            self.loop.flush_soon(self)
-
     def close_after_flush(self) -> None:
-        """Close the socket once the queue is written (at once if it is empty)."""
+        """Stop reading, and close the socket once the queue is written (at once
+        if it is empty): nothing the peer sends now can change the outcome."""
         self._close_after_flush = True
-        if not self.frames:
+        if not self.frames and self._tls_chunk is None:
             self.close()
+        else:
+            self.pause_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading until the write queue is written out (backpressure on a
+        peer that sends faster than it reads; its bytes wait in TCP's buffers)."""
+        if self.reading:
+            self.reading = False
+            self._watch(self._events)
+
+    def _resume_reading(self) -> None:
+        self.reading = True
+        self._watch(self._events | _READ)
+        if self._tls and self.sock.pending():
+            # Decrypted bytes the selector cannot see: read them from the loop.
+            self.loop.call_later(0, self._read)
 
     def close(self) -> None:
         """Close the socket now, dropping whatever is queued."""
@@ -367,84 +372,13 @@ class Stream:
             pass
         self.on_close()
 
-    def drop_unsent(self, *, droppable_only: bool = False, limit: int = 0) -> None:
-        """Drop queued frames that are not being written, oldest first, while
-        more than ``limit`` bytes are queued: only the droppable ones with
-        ``droppable_only``, else all. A partly written frame is always kept.
-        """
-        kept: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
-        frames = self.frames
-        if self.head_started and frames:
-            kept.append(frames.popleft())
-        while frames:
-            frame = frames.popleft()
-            if self.queued > limit and (frame[2] or not droppable_only):
-                self.queued -= frame[1]
-            else:
-                kept.append(frame)
-        self.frames = kept
-
-    def flush(self) -> None:
-        """Write what the socket takes now; watch for writability if some is left."""
-        self._flush_scheduled = False
-        if self.closed or self._handshaking:
-            return
-        if self._tls:
-            self._flush_tls()
-        else:
-            self._flush_plain()
-        if self.closed:
-            return
-        if self.frames or self._tls_chunk is not None:
-            self._watch(_READ | _WRITE)
-            return
-        if self._events != _READ:
-            self._watch(_READ)
-        if self._close_after_flush:
-            self.close()
-        elif self.on_drain is not None:
-            self.on_drain()
-
-    def _flush_plain(self) -> None:
-        frames = self.frames
-        while frames:
-            buffers: list[Any] = []
-            total = 0
-            joined = self.queued <= _JOIN_LIMIT
-            if joined:
-                # Small writes: one copy into one buffer beats sendmsg's setup.
-                for frame in frames:
-                    buffers.extend(frame[0])
-                total = self.queued
-            else:
-                for frame in frames:
-                    for buffer in frame[0]:
-                        buffers.append(buffer)
-                        if len(buffers) == _MAX_IOV:
-                            break
-                    total += frame[1]
-                    if len(buffers) == _MAX_IOV or total >= _MAX_WRITE:
-                        break
-                if len(buffers) == _MAX_IOV:
-                    total = sum(_size(buffer) for buffer in buffers)
-            try:
-                sent = self.sock.send(b"".join(buffers)) if joined else self.sock.sendmsg(buffers)
-            except _RETRY:
-                return
-            except OSError:
-                self._broken()
-                return
-            self._consume(sent)
-            if sent < total:
-                return
-
     def _flush_tls(self) -> None:
         frames = self.frames
         while frames or self._tls_chunk is not None:
             if self._tls_chunk is None:
                 parts: list[Any] = []
                 total = 0
-                while frames and total < _MAX_WRITE:
+                while frames and total < MAX_WRITE:
                     buffers, size, _ = frames.popleft()
                     parts.extend(buffers)
                     total += size
@@ -452,7 +386,7 @@ class Stream:
             chunk = self._tls_chunk
             try:
                 sent = self.sock.send(chunk)
-            except _RETRY:
+            except RETRY:
                 return
             except OSError:
                 self._broken()
@@ -460,69 +394,14 @@ class Stream:
             self.queued -= sent
             self._tls_chunk = chunk[sent:] if sent < len(chunk) else None
 
-    def _consume(self, sent: int) -> None:
-        """Drop ``sent`` written bytes from the front of the queue."""
-        if sent == self.queued:  # the usual case: everything went out
-            self.frames.clear()
-            self.queued = 0
-            self.head_started = False
-            return
-        self.queued -= sent
-        frames = self.frames
-        while sent:
-            buffers, size, droppable = frames[0]
-            if sent >= size:
-                frames.popleft()
-                sent -= size
-                self.head_started = False
-                continue
-            # A partly written frame: keep what is left of it, uncopied.
-            rest = list(buffers)
-            while sent:
-                first = memoryview(rest[0]).cast("B")
-                if sent >= len(first):
-                    sent -= len(first)
-                    rest.pop(0)
-                else:
-                    rest[0] = first[sent:]
-                    sent = 0
-            frames[0] = (rest, sum(_size(buffer) for buffer in rest), droppable)
-            self.head_started = True
-
     def _watch(self, events: int) -> None:
+        if not self.reading and not self._handshaking:
+            events &= _WRITE
         if events != self._events and not self.closed:
             self._events = events
             self.loop.selector.modify(self.sock, events, self._on_event)
 
     # --- reading ---------------------------------------------------------------
-
-    def _on_event(self, sock: socket.socket, mask: int) -> None:
-        if self._handshaking:
-            self._do_handshake()
-            return
-        if mask & _WRITE:
-            self.flush()
-        if mask & _READ and not self.closed:
-            self._read()
-
-    def _read(self) -> None:
-        view = self._view
-        sock = self.sock
-        while True:
-            try:
-                n = sock.recv_into(view)
-            except _RETRY:
-                return
-            except OSError:
-                self._broken()
-                return
-            if not n:
-                self._broken()
-                return
-            self.on_data(view[:n])
-            # TLS may hold decrypted bytes that the selector cannot see.
-            if self.closed or not (self._tls and sock.pending()):  # type: ignore[attr-defined]
-                return
 
     def _start_tls(self) -> None:
         if self._handshaking and not self.closed:
@@ -530,7 +409,7 @@ class Stream:
 
     def _do_handshake(self) -> None:
         try:
-            self.sock.do_handshake()  # type: ignore[attr-defined]
+            self.sock.do_handshake()
         except ssl.SSLWantReadError:
             self._watch(_READ)
             return

@@ -582,6 +582,25 @@ class Connection:
             and not self._failure_close
         )
 
+    def whole_message_limit(self) -> int | None:
+        """The largest message that the next bytes received may carry to be
+        taken elsewhere, frame by frame, as whole unfragmented messages
+        (``wsfast.server``'s fast path); None when they may not: unless OPEN,
+        without extension, with nothing partly received and nothing failed.
+        """
+        parser = self._parser
+        if (
+            self.state is State.OPEN
+            and self._deflate is None
+            and not self._message_opcode
+            and not self.stream_fragments
+            and self._close_received is None
+            and not parser.buffered
+            and parser.error is None
+        ):
+            return min(self._max_frame_size, self.max_message_size)
+        return None
+
     @property
     def messages_are_independent(self) -> bool:
         """Whether each sent message can be dropped unsent without harming the others.

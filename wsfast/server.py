@@ -16,7 +16,7 @@ import socket
 import ssl as ssl_module
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backplane import Backplane, HistoryOptions, Position, Recovery, Relay, Stamp, from_url
 from .events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
@@ -25,8 +25,17 @@ from .extensions import PerMessageDeflate
 from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
 from .keepalive import Keepalive, check_keepalive
-from .loop import Loop, Stream, TimerHandle
+from .kernels import PURE
+from .loop import Loop, Stream, TimerHandle, queue_shared
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
+
+if TYPE_CHECKING or PURE:
+    from ._receive_py import deliver_whole_messages
+else:
+    try:
+        from ._receive_c import deliver_whole_messages
+    except ImportError:
+        from ._receive_py import deliver_whole_messages
 
 __all__ = ["Handler", "Server", "ServerConnection"]
 
@@ -157,12 +166,21 @@ class ServerConnection:
             return
         self.protocol.close(code, reason)
         self._flush_protocol()
-        if self._close_timer is None and not self.stream.closed:
-            self._close_timer = self.server.loop.call_later(self.server.close_timeout, self.abort)
+        self._abort_after_close_timeout()
 
     def abort(self) -> None:
         """Close the TCP connection at once, dropping queued data."""
         self.stream.close()
+
+    def _close_transport(self) -> None:
+        """Read nothing more; close the TCP connection once what is queued (a
+        close frame last) is written, or abort it after ``close_timeout``."""
+        self.stream.close_after_flush()
+        self._abort_after_close_timeout()
+
+    def _abort_after_close_timeout(self) -> None:
+        if self._close_timer is None and not self.stream.closed:
+            self._close_timer = self.server.loop.call_later(self.server.close_timeout, self.abort)
 
     def subscribe(
         self,
@@ -199,7 +217,31 @@ class ServerConnection:
 
     def _on_data(self, data: memoryview) -> None:
         self.keepalive.last_seen = self.server.loop.now
-        self._dispatch(self.protocol.receive_data(data))
+        protocol = self.protocol
+        limit = protocol.whole_message_limit()
+        if limit is not None:
+            # Whole messages go straight to the handler; the protocol gets the rest.
+            taken = deliver_whole_messages(data, limit, self._deliver)
+            if taken < len(data):
+                self._dispatch(protocol.receive_data(data[taken:]))
+            elif protocol.buffered_amount or protocol.should_close_transport:
+                self._flush_protocol()
+        else:
+            self._dispatch(protocol.receive_data(data))
+        # Replies, pongs and close echoes count against write_limit alike:
+        # read no more from a client whose queue is over it until it drains.
+        if self.stream.queued > self.server.write_limit:
+            self.stream.pause_reading()
+
+    def _deliver(self, message: str | bytes) -> bool:
+        """One message of the fast path to the handler; whether to go on with it."""
+        try:
+            self.server.handler.on_message(self, message)
+        except ConnectionClosed:
+            pass  # the handler raced a close: nothing to report
+        except Exception as exc:  # noqa: BLE001 - reported to the handler
+            self._handler_failed(exc)
+        return self.protocol.state is _OPEN
 
     def _on_stream_closed(self) -> None:
         if not self._closed:
@@ -219,7 +261,7 @@ class ServerConnection:
         if protocol.buffered_amount:
             self.stream.write(protocol.data_to_send())
         if protocol.should_close_transport:
-            self.stream.close_after_flush()
+            self._close_transport()
 
     def _dispatch(self, events: list[Event]) -> None:
         handler = self.server.handler
@@ -574,8 +616,10 @@ class Server:
         else:
             opcode, payload = _BINARY, _byte_buffer(data)
         header = frame_header(opcode, len(payload))
-        count = 0
-        for ws in receivers:
+        # The common case in one compiled loop; the rest one by one below.
+        others = queue_shared(receivers, [header, payload], len(header) + len(payload), self.write_limit)
+        count = len(receivers) - len(others)
+        for ws in others:
             protocol = ws.protocol
             if protocol.buffered_amount:
                 ws._flush_protocol()  # keep the order of earlier sends
@@ -619,6 +663,7 @@ class Server:
         stream.drop_unsent()
         if ws.protocol.state is State.OPEN:
             ws.close(CloseCode.POLICY_VIOLATION, "slow consumer")
+        ws._close_transport()
         return False
 
     # --- thread-safe scheduling ------------------------------------------------------

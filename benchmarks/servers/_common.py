@@ -6,10 +6,20 @@ accepts connections.
 
 - ``echo``: every message comes back unchanged (binary stays binary, text
   stays text).
-- ``broadcast``: every connection is a subscriber. A text message
-  ``"burst N"`` from any client makes the server broadcast N binary messages
-  of ``--size`` bytes (default 256) to every connected client, one after the
-  other. Each message starts with ``time.time_ns()`` as a big-endian uint64,
+- ``broadcast``: every connection is a subscriber. A text message from any
+  client makes the server broadcast binary messages of ``--size`` bytes
+  (default 256) to every connected client, in one of three patterns:
+
+  - ``"burst N"``: N messages, one after the other, in the same loop
+    iteration (a producer that publishes batches);
+  - ``"trickle N"``: N messages, one per loop iteration (the callback
+    broadcasts one message and yields: ``await asyncio.sleep(0)``, or a
+    ``call_later(0)`` in wsfast's loop; a feed whose messages arrive one at
+    a time);
+  - ``"rate R"``: R messages per second from then on, on a timer that
+    catches up when it is late (R x clients deliveries per second).
+
+  Each message starts with ``time.time_ns()`` as a big-endian uint64,
   taken just before that message is handed to the library, so ``wsfast
   bench --mode feed --timestamped --trigger "burst N" --trigger-every N``
   measures delivered messages/s and latency from the moment of publication.
@@ -26,6 +36,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 # Run as a script from a checkout: make the checkout's wsfast importable.
@@ -59,14 +70,43 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
 
 
-def burst_count(message: str | bytes) -> int:
-    """N for a ``"burst N"`` text message, else 0."""
-    if type(message) is str and message.startswith("burst "):
-        try:
-            return max(0, int(message[6:]))
-        except ValueError:
-            return 0
-    return 0
+PATTERNS = ("burst", "trickle", "rate")
+
+
+def parse_trigger(message: str | bytes) -> tuple[str, int] | None:
+    """``(pattern, N)`` for a ``"burst N"``, ``"trickle N"`` or ``"rate R"`` text message, else None."""
+    if type(message) is not str:
+        return None
+    pattern, _, count = message.partition(" ")
+    if pattern not in PATTERNS or not count.isdigit() or int(count) <= 0:
+        return None
+    return pattern, int(count)
+
+
+def owed(rate: int, elapsed: float, sent: int) -> int:
+    """How many messages a ``"rate R"`` publisher owes ``elapsed`` seconds after it started."""
+    return int(elapsed * rate) + 1 - sent
+
+
+async def publish_async(pattern: str, count: int, publish_one: Callable[[], Awaitable[None]]) -> None:
+    """Run a trigger's pattern on asyncio, ``publish_one()`` broadcasting one message."""
+    import asyncio
+
+    if pattern == "burst":
+        for _ in range(count):
+            await publish_one()
+    elif pattern == "trickle":
+        for _ in range(count):
+            await publish_one()
+            await asyncio.sleep(0)
+    else:
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        while True:
+            for _ in range(owed(count, loop.time() - start, sent)):
+                await publish_one()
+                sent += 1
+            await asyncio.sleep(max(0.0, start + sent / count - loop.time()))
 
 
 def ready(port: int) -> None:

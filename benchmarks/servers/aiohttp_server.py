@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import _common
 import uvloop
 from aiohttp import WSMsgType, web
 
 CLIENTS: set[web.WebSocketResponse] = set()
 PADDING = b""
+TASKS: set[asyncio.Future[None]] = set()  # the running publishers
 
 
 async def echo(request: web.Request) -> web.WebSocketResponse:
@@ -31,17 +34,19 @@ async def publisher(request: web.Request) -> web.WebSocketResponse:
     CLIENTS.add(ws)
     try:
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                n = _common.burst_count(msg.data)
-                time_ns = _common.time_ns
-                for _ in range(n):
-                    payload = time_ns().to_bytes(8, "big") + PADDING
-                    for client in list(CLIENTS):
-                        if not client.closed:
-                            await client.send_bytes(payload)
+            trigger = _common.parse_trigger(msg.data) if msg.type == WSMsgType.TEXT else None
+            if trigger is not None:
+                TASKS.add(asyncio.ensure_future(_common.publish_async(*trigger, publish_one)))
     finally:
         CLIENTS.discard(ws)
     return ws
+
+
+async def publish_one() -> None:
+    payload = _common.time_ns().to_bytes(8, "big") + PADDING
+    for client in list(CLIENTS):
+        if not client.closed:
+            await client.send_bytes(payload)
 
 
 async def main() -> None:
@@ -57,12 +62,6 @@ async def main() -> None:
     server = site._server  # the asyncio Server, for the port actually bound
     assert server is not None
     _common.ready(server.sockets[0].getsockname()[1])
-    await asyncio_forever()
-
-
-async def asyncio_forever() -> None:
-    import asyncio
-
     await asyncio.Event().wait()
 
 

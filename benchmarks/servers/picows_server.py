@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import _common
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 CLIENTS: set[WSTransport] = set()
+TASKS: set[asyncio.Future[None]] = set()  # the running trickle and rate publishers
 
 
 class Echo(WSListener):
@@ -34,14 +37,24 @@ class Broadcast(WSListener):
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
         elif msg_type == WSMsgType.TEXT:
-            n = _common.burst_count(frame.get_payload_as_ascii_text())
-            binary = WSMsgType.BINARY
-            padding = self.padding
-            time_ns = _common.time_ns
-            for _ in range(n):
-                payload = time_ns().to_bytes(8, "big") + padding
-                for client in CLIENTS:
-                    client.send(binary, payload)
+            trigger = _common.parse_trigger(frame.get_payload_as_ascii_text())
+            if trigger is None:
+                return
+            pattern, count = trigger
+            if pattern == "burst":
+                for _ in range(count):
+                    self.publish_one()
+            else:
+                TASKS.add(asyncio.ensure_future(_common.publish_async(pattern, count, self.publish_async)))
+
+    def publish_one(self) -> None:
+        payload = _common.time_ns().to_bytes(8, "big") + self.padding
+        binary = WSMsgType.BINARY
+        for client in CLIENTS:
+            client.send(binary, payload)
+
+    async def publish_async(self) -> None:
+        self.publish_one()
 
 
 async def serve() -> None:

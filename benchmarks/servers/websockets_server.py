@@ -8,6 +8,7 @@ import _common
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 PADDING = b""
+TASKS: set[asyncio.Future[None]] = set()  # the running publishers
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -17,11 +18,14 @@ async def echo(ws: ServerConnection) -> None:
 
 async def publisher(ws: ServerConnection) -> None:
     server = ws.server  # type: ignore[attr-defined]
+
+    async def publish_one() -> None:
+        broadcast(server.connections, _common.time_ns().to_bytes(8, "big") + PADDING)
+
     async for message in ws:
-        n = _common.burst_count(message)
-        time_ns = _common.time_ns
-        for _ in range(n):
-            broadcast(server.connections, time_ns().to_bytes(8, "big") + PADDING)
+        trigger = _common.parse_trigger(message)
+        if trigger is not None:
+            TASKS.add(asyncio.ensure_future(_common.publish_async(*trigger, publish_one)))
 
 
 async def main() -> None:

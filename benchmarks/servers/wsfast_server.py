@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import _common
 
 from wsfast.server import Handler, Server, ServerConnection
@@ -18,14 +20,36 @@ class Broadcast(Handler):
         self.server: Server | None = None
 
     def on_message(self, ws: ServerConnection, message: str | bytes) -> None:
-        n = _common.burst_count(message)
-        if not n or self.server is None:
+        trigger = _common.parse_trigger(message)
+        if trigger is None or self.server is None:
             return
-        broadcast = self.server.broadcast
-        padding = self.padding
-        time_ns = _common.time_ns
-        for _ in range(n):
-            broadcast(time_ns().to_bytes(8, "big") + padding)
+        pattern, count = trigger
+        if pattern == "burst":
+            for _ in range(count):
+                self.publish_one()
+        elif pattern == "trickle":
+            self.trickle(count)
+        else:
+            self.at_rate(count, self.server.loop.now, 0)
+
+    def publish_one(self) -> None:
+        assert self.server is not None
+        self.server.broadcast(_common.time_ns().to_bytes(8, "big") + self.padding)
+
+    def trickle(self, left: int) -> None:
+        """One message now, the next in the next loop iteration."""
+        assert self.server is not None
+        self.publish_one()
+        if left > 1:
+            self.server.call_later(0, self.trickle, left - 1)
+
+    def at_rate(self, rate: int, start: float, sent: int) -> None:
+        assert self.server is not None
+        now = time.monotonic()
+        for _ in range(_common.owed(rate, now - start, sent)):
+            self.publish_one()
+            sent += 1
+        self.server.call_later(max(0.0, start + sent / rate - now), self.at_rate, rate, start, sent)
 
 
 def main() -> None:

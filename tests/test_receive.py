@@ -1,0 +1,81 @@
+"""The server's receive fast path: whole messages straight from a read, on both twins.
+
+``deliver_whole_messages`` takes only what the protocol would deliver as
+whole messages and stops, untouched, at the first frame the protocol must
+judge; the server tests check the hand-over end to end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from tests.test_server import masked_frame
+from wsfast import _receive_py, kernels, server
+
+IMPLEMENTATIONS = [_receive_py.deliver_whole_messages]
+if importlib.util.find_spec("wsfast._receive_c") is not None:
+    from wsfast import _receive_c
+
+    IMPLEMENTATIONS.append(_receive_c.deliver_whole_messages)
+
+TEXT, BINARY, PING = 0x1, 0x2, 0x9
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=["py", "c"][: len(IMPLEMENTATIONS)])
+def deliver(request: pytest.FixtureRequest) -> object:
+    return request.param
+
+
+def run(deliver: object, data: bytes, max_size: int = 1 << 20, stop_after: int = -1) -> tuple[int, list[str | bytes]]:
+    messages: list[str | bytes] = []
+
+    def on_message(message: str | bytes) -> bool:
+        messages.append(message)
+        return len(messages) != stop_after
+
+    taken = deliver(data, max_size, on_message)  # type: ignore[operator]
+    return taken, messages
+
+
+def test_the_server_uses_the_compiled_twin_when_the_extension_is_used() -> None:
+    compiled = kernels.IMPLEMENTATION == "cython" and len(IMPLEMENTATIONS) == 2
+    assert (server.deliver_whole_messages is not _receive_py.deliver_whole_messages) is compiled
+
+
+def test_whole_text_and_binary_messages_of_every_length_encoding(deliver: object) -> None:
+    payloads = [b"", b"x" * 125, os.urandom(126), os.urandom(65535), os.urandom(65536)]
+    data = b"".join(masked_frame(BINARY, p) for p in payloads) + masked_frame(TEXT, "héllo".encode())
+    assert run(deliver, data) == (len(data), [*payloads, "héllo"])
+
+
+@pytest.mark.parametrize(
+    "stopper",
+    [
+        masked_frame(PING, b"p"),  # control frame
+        masked_frame(TEXT, b"frag", fin=False),  # fragment
+        masked_frame(BINARY, b"unmasked", mask=False),  # unmasked: a protocol error
+        bytes([0xC2]) + masked_frame(BINARY, b"rsv")[1:],  # RSV1
+        masked_frame(TEXT, b"\xff\xfe"),  # invalid UTF-8: 1007
+        masked_frame(BINARY, bytes(101)),  # over max_size: 1009
+        masked_frame(BINARY, bytes(200))[:-1],  # cut by the end of the read
+        bytes([0x82, 0xFE, 0x00, 0x05]) + bytes(9),  # a length not in the fewest bytes
+    ],
+    ids=["ping", "fragment", "unmasked", "rsv", "utf8", "too-big", "partial", "long-length"],
+)
+def test_it_stops_untouched_at_the_first_frame_the_protocol_must_judge(deliver: object, stopper: bytes) -> None:
+    first = masked_frame(BINARY, b"first")
+    data = first + stopper + masked_frame(BINARY, b"after")
+    assert run(deliver, data, max_size=100) == (len(first), [b"first"])
+
+
+def test_it_stops_after_the_message_whose_callback_says_so(deliver: object) -> None:
+    one, two = masked_frame(TEXT, b"one"), masked_frame(TEXT, b"two")
+    assert run(deliver, one + two, stop_after=1) == (len(one), ["one"])
+
+
+def test_any_bytes_like_data(deliver: object) -> None:
+    data = masked_frame(BINARY, b"abc")
+    assert run(deliver, memoryview(bytearray(data))) == (len(data), [b"abc"])

@@ -1,0 +1,73 @@
+"""Whole messages straight from a read, compiled: the twin of ``_receive_py.py``."""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t, uint64_t
+
+
+cdef extern from "wsfast_kernels.h":
+    void wsf_kernels_init()
+    void wsf_mask(const uint8_t *src, uint8_t *dst, size_t n, const uint8_t *key, unsigned phase) nogil
+
+
+wsf_kernels_init()
+
+
+def deliver_whole_messages(data, Py_ssize_t max_size, on_message):
+    """Hand each whole message at the start of ``data`` to ``on_message``.
+
+    See ``wsfast._receive_py.deliver_whole_messages``, the pure-Python twin.
+    """
+    cdef Py_buffer view
+    cdef const uint8_t *p
+    cdef Py_ssize_t size, position = 0, start, header
+    cdef uint64_t length
+    cdef uint8_t b0, b1
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        p = <const uint8_t *>view.buf
+        size = view.len
+        while size - position >= 6:
+            start = position
+            b0 = p[position]
+            b1 = p[position + 1]
+            # FIN, no RSV bit, text or binary; masked.
+            if (b0 != 0x81 and b0 != 0x82) or not b1 & 0x80:
+                break
+            length = b1 & 0x7F
+            header = 2
+            if length == 126:
+                if size - position < 8:
+                    break
+                length = (<uint64_t>p[position + 2] << 8) | p[position + 3]
+                header = 4
+                if length < 126:
+                    break
+            elif length == 127:
+                if size - position < 14:
+                    break
+                length = 0
+                for i in range(8):
+                    length = (length << 8) | p[position + 2 + i]
+                header = 10
+                if length < 65536 or length >> 63:
+                    break
+            if length > <uint64_t>max_size or <uint64_t>(size - position - header - 4) < length:
+                break
+            payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>length)
+            wsf_mask(p + position + header + 4, <uint8_t *>PyBytes_AS_STRING(payload), length,
+                     p + position + header, 0)
+            if b0 == 0x81:
+                try:
+                    message = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(payload), <Py_ssize_t>length, NULL)
+                except UnicodeDecodeError:
+                    break  # the protocol fails the connection (1007)
+            else:
+                message = payload
+            position = start + header + 4 + <Py_ssize_t>length
+            if not on_message(message):
+                break
+    finally:
+        PyBuffer_Release(&view)
+    return position

@@ -1,0 +1,262 @@
+"""The per-message path of a :class:`~wsfast.loop.Stream`, in pure Python.
+
+:class:`StreamCore` holds one socket's write queue and the methods that run
+for every message: readiness (``_on_event``), the read into the loop's
+buffer, :meth:`~StreamCore.write`, :meth:`~StreamCore.flush` and the
+plain-TCP writer; :func:`queue_shared` is a fan-out's loop.
+``_stream_c.pyx`` is the compiled twin, the same code over C fields with
+``recv`` and ``writev`` in place of the socket methods; ``wsfast.loop``
+picks one (``WSFAST_PURE=1``: this one) and derives ``Stream`` from it.
+"""
+
+from __future__ import annotations
+
+import collections
+import selectors
+import ssl
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["StreamCore", "queue_shared"]
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+# sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
+MAX_IOV = 512
+# Bytes handed to one sendmsg()/send() call at most.
+MAX_WRITE = 1 << 20
+# Up to this many queued bytes are joined and written with one send().
+_JOIN_LIMIT = 64 * 1024
+RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def buffer_size(buffer: Any) -> int:
+    """The size in bytes of a bytes-like object."""
+    return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+
+
+def queue_shared(receivers: list[Any], frame: list[Any], size: int, limit: int) -> list[Any]:
+    """Queue one prebuilt frame for every receiver that can take it as it is.
+
+    A fan-out's loop: each receiver has a ``stream`` (a :class:`StreamCore`)
+    and a ``protocol`` (a :class:`~wsfast.protocol.Connection`). The frame
+    (``size`` bytes, droppable) is queued, the same list for all, on each
+    stream with at most ``limit`` bytes queued whose protocol has no output
+    of its own pending and takes prebuilt frames.
+
+    Returns:
+        The other receivers, in order, for the caller to handle one by one.
+    """
+    rest = []
+    for receiver in receivers:
+        stream = receiver.stream
+        protocol = receiver.protocol
+        if protocol.buffered_amount or stream.queued > limit or not protocol.can_send_prebuilt():
+            rest.append(receiver)
+        else:
+            stream.write(frame, size=size, droppable=True)
+    return rest
+
+
+class StreamCore:
+    """A socket's write queue: frames (lists of buffers) written in order.
+
+    The subclass owns the socket and the selector: it sets ``sock``, ``fd``
+    and ``on_data`` and provides ``_watch(events)``, ``close()``,
+    ``_broken()``, ``_do_handshake()``, ``_flush_tls()`` and
+    ``_resume_reading()``, which this class calls when they are needed
+    (rarely: never on the path of a message that goes out at once).
+
+    Attributes:
+        frames: the queue, ``(buffers, size, droppable)`` per frame.
+        queued: the bytes waiting to be written.
+        head_started: whether the first frame is partly written.
+        closed: whether the socket is closed.
+        reading: whether the stream reads (``pause_reading``).
+    """
+
+    def __init__(self, to_flush: list[Any], read_view: memoryview) -> None:
+        self.frames: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
+        self.queued = 0
+        self.head_started = False
+        self.closed = False
+        self.reading = True
+        self.fd = -1
+        self.sock: Any = None
+        self.on_drain: Any = None
+        self.on_data: Any = None
+        self._view = read_view
+        self._to_flush = to_flush
+        self._flush_scheduled = False
+        self._close_after_flush = False
+        self._handshaking = False
+        self._tls = False
+        self._tls_chunk: bytes | None = None
+        self._events = _READ
+
+    if TYPE_CHECKING:  # provided by the subclass
+
+        def _watch(self, events: int) -> None: ...
+        def close(self) -> None: ...
+        def _broken(self) -> None: ...
+        def _flush_tls(self) -> None: ...
+        def _do_handshake(self) -> None: ...
+        def _resume_reading(self) -> None: ...
+
+    def _on_event(self, sock: Any, mask: int) -> None:
+        """The selector's callback: ``mask`` holds EVENT_READ and EVENT_WRITE."""
+        if self._handshaking:
+            self._do_handshake()
+            return
+        if mask & _WRITE:
+            self.flush()
+        # Paused, a read event is an error or a hang-up: the write side, always
+        # watched then (the queue is not empty), sees it and closes.
+        if mask & _READ and self.reading and not self.closed:
+            self._read()
+
+    def _read(self) -> None:
+        view = self._view
+        sock = self.sock
+        while self.reading and not self.closed:
+            try:
+                n = sock.recv_into(view)
+            except RETRY:
+                return
+            except OSError:
+                self._broken()
+                return
+            if not n:
+                self._broken()
+                return
+            self.on_data(view[:n])
+            # TLS may hold decrypted bytes that the selector cannot see.
+            if not (self._tls and sock.pending()):
+                return
+
+    def write(self, buffers: list[Any], *, size: int = -1, droppable: bool = False) -> None:
+        """Queue one frame (a list of buffers); it is written at the end of the
+        loop iteration, with every other frame queued by then, in one call.
+
+        Args:
+            buffers: bytes-like objects, written in order and never copied
+                until then; the caller must not modify them meanwhile.
+            size: the total size of ``buffers`` in bytes, when the caller
+                knows it (else it is computed).
+            droppable: whether :meth:`drop_unsent` may discard the frame
+                (a published feed message, say) while it is unsent.
+        """
+        if self.closed or self._close_after_flush:
+            return
+        if size < 0:
+            size = 0
+            for buffer in buffers:
+                size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+        self.frames.append((buffers, size, droppable))
+        self.queued += size
+        # While EVENT_WRITE is watched the socket is full: the loop flushes.
+        if not self._flush_scheduled and not self._handshaking and not self._events & _WRITE:
+            self._flush_scheduled = True
+            self._to_flush.append(self)
+
+    def flush(self) -> None:
+        """Write what the socket takes now; watch for writability if some is left."""
+        self._flush_scheduled = False
+        if self.closed or self._handshaking:
+            return
+        if self._tls:
+            self._flush_tls()
+        else:
+            self._flush_plain()
+        if self.closed:
+            return
+        if self.frames or self._tls_chunk is not None:
+            self._watch(_READ | _WRITE)
+            return
+        if self._close_after_flush:
+            self.close()
+            return
+        if not self.reading:
+            self._resume_reading()
+        elif self._events != _READ:
+            self._watch(_READ)
+        if self.on_drain is not None:
+            self.on_drain()
+
+    def drop_unsent(self, *, droppable_only: bool = False, limit: int = 0) -> None:
+        """Drop queued frames that are not being written, oldest first, while
+        more than ``limit`` bytes are queued: only the droppable ones with
+        ``droppable_only``, else all. A partly written frame is always kept.
+        """
+        kept: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
+        frames = self.frames
+        if self.head_started and frames:
+            kept.append(frames.popleft())
+        while frames:
+            frame = frames.popleft()
+            if self.queued > limit and (frame[2] or not droppable_only):
+                self.queued -= frame[1]
+            else:
+                kept.append(frame)
+        self.frames = kept
+
+    def _flush_plain(self) -> None:
+        frames = self.frames
+        while frames:
+            buffers: list[Any] = []
+            total = 0
+            joined = self.queued <= _JOIN_LIMIT
+            if joined:
+                # Small writes: one copy into one buffer beats sendmsg's setup.
+                for frame in frames:
+                    buffers.extend(frame[0])
+                total = self.queued
+            else:
+                for frame in frames:
+                    for buffer in frame[0]:
+                        buffers.append(buffer)
+                        if len(buffers) == MAX_IOV:
+                            break
+                    total += frame[1]
+                    if len(buffers) == MAX_IOV or total >= MAX_WRITE:
+                        break
+                if len(buffers) == MAX_IOV:
+                    total = sum(buffer_size(buffer) for buffer in buffers)
+            try:
+                sent = self.sock.send(b"".join(buffers)) if joined else self.sock.sendmsg(buffers)
+            except RETRY:
+                return
+            except OSError:
+                self._broken()
+                return
+            self._consume(sent)
+            if sent < total:
+                return
+
+    def _consume(self, sent: int) -> None:
+        """Drop ``sent`` written bytes from the front of the queue."""
+        if sent == self.queued:  # the usual case: everything went out
+            self.frames.clear()
+            self.queued = 0
+            self.head_started = False
+            return
+        self.queued -= sent
+        frames = self.frames
+        while sent:
+            buffers, size, droppable = frames[0]
+            if sent >= size:
+                frames.popleft()
+                sent -= size
+                self.head_started = False
+                continue
+            # A partly written frame: keep what is left of it, uncopied.
+            rest = list(buffers)
+            while sent:
+                first = memoryview(rest[0]).cast("B")
+                if sent >= len(first):
+                    sent -= len(first)
+                    rest.pop(0)
+                else:
+                    rest[0] = first[sent:]
+                    sent = 0
+            frames[0] = (rest, sum(buffer_size(buffer) for buffer in rest), droppable)
+            self.head_started = True
