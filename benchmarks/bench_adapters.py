@@ -283,14 +283,9 @@ def aiohttp_without_extensions(peer: Any, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @sizes
+@pytest.mark.usefixtures("aiohttp_without_extensions")
 def bench_aiohttp_writer(
-    benchmark: Any,
-    accelerated: bool,
-    patch_state: Any,
-    size: int,
-    payload: Any,
-    peer: Any,
-    aiohttp_without_extensions: None,
+    benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
 ) -> None:
     """Client ``WebSocketWriter._write_websocket_frame(data, BINARY, 0)`` without aiohttp's extensions: the
     synchronous framing + masking step of ``send_frame`` (random mask, bytearray copy, in-place
@@ -331,14 +326,9 @@ def _aiohttp_reader(module: Any, size: int, data: bytes) -> Callable[[], Any]:
 
 
 @sizes
+@pytest.mark.usefixtures("aiohttp_without_extensions")
 def bench_aiohttp_reader_py(
-    benchmark: Any,
-    accelerated: bool,
-    patch_state: Any,
-    size: int,
-    payload: Any,
-    peer: Any,
-    aiohttp_without_extensions: None,
+    benchmark: Any, accelerated: bool, patch_state: Any, size: int, payload: Any, peer: Any
 ) -> None:
     """Server pure-Python ``reader_py.WebSocketReader.feed_data(frame)`` (used with AIOHTTP_NO_EXTENSIONS
     or without the compiled reader): one masked binary message unmasked by ``websocket_mask``."""

@@ -10,6 +10,7 @@ import array
 import importlib
 import os
 import random
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -84,6 +85,55 @@ def utf8_chunks() -> st.SearchStrategy[list[bytes]]:
         return chunks + draw(st.lists(st.sampled_from([b"", b"a", b"\x80", b"\xc3", b"\xa9"]), max_size=3))
 
     return cut()
+
+
+@st.composite
+def wire_frames(draw: st.DrawFn, masked: bool) -> bytes:
+    """One frame as a peer might send it: mostly valid, sometimes not in any way a library checks.
+
+    Reserved opcodes, RSV bits, fragmented and oversized control frames, the
+    wrong masking, non-minimal length encodings, close codes and reasons of
+    every kind, text that is not UTF-8.
+    """
+    opcode = draw(st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15))
+    fin = draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(True))
+    rsv = draw(st.just(0) | st.integers(0, 7))
+    if opcode == 8:
+        data = draw(
+            st.just(b"")
+            | st.builds(
+                lambda code, reason: struct.pack("!H", code) + reason,
+                st.sampled_from([1000, 1001, 1002, 1005, 1007, 3000, 4999, 5000, 999, 0]),
+                st.binary(max_size=8) | st.text(max_size=8).map(str.encode),
+            )
+            | st.binary(max_size=3)
+        )
+    elif opcode == 1:
+        data = draw(st.text(max_size=40).map(str.encode) | st.binary(max_size=40))
+    else:
+        data = draw(payloads(max_size=200))
+    mask = masked if draw(st.integers(0, 9)) else not masked
+    encoding = draw(st.sampled_from(["minimal", "minimal", "16", "64"]))
+    first = 0x80 * fin | rsv << 4 | opcode
+    if encoding == "minimal" and len(data) < 126:
+        head = bytes([first, 0x80 * mask | len(data)])
+    elif encoding != "64" and len(data) < 65536:
+        head = bytes([first, 0x80 * mask | 126]) + struct.pack("!H", len(data))
+    else:
+        head = bytes([first, 0x80 * mask | 127]) + struct.pack("!Q", len(data))
+    if not mask:
+        return head + data
+    key = draw(st.binary(min_size=4, max_size=4))
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+@st.composite
+def frame_streams(draw: st.DrawFn, masked: bool) -> list[bytes]:
+    """:func:`wire_frames` end to end, cut in chunks anywhere."""
+    wire = b"".join(draw(st.lists(wire_frames(masked), max_size=6)))
+    cuts = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=4)))
+    bounds = [0, *cuts, len(wire)]
+    return [wire[a:b] for a, b in pairwise(bounds)]
 
 
 BUFFER_KINDS = ("bytes", "bytearray", "memoryview", "readonly", "strided", "array", "numpy")

@@ -7,7 +7,6 @@ state, close frame and exception must be the same.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.adapters import Spy, accelerated, payloads, require
+from tests.adapters import Spy, accelerated, frame_streams, payloads, require
 from wsfast.accelerate import accelerate, deaccelerate
 from wsfast.adapters import websockets as adapter
 from wsfast.adapters._patch import original_of
@@ -81,50 +80,6 @@ def _client_frame(opcode: int, data: bytes, fin: bool = True) -> bytes:
 # -- the differential -----------------------------------------------------------------------------
 
 
-@st.composite
-def raw_frames(draw: st.DrawFn, masked: bool) -> bytes:
-    """One frame as a peer might send it: mostly valid, sometimes not in any way websockets checks."""
-    opcode = draw(st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15))
-    fin = draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(True))
-    rsv = draw(st.just(0) | st.integers(0, 7))
-    if opcode == 8:
-        data = draw(
-            st.just(b"")
-            | st.builds(
-                lambda c, r: struct.pack("!H", c) + r,
-                st.sampled_from([1000, 1001, 1002, 1005, 1007, 3000, 4999, 5000, 999, 0]),
-                st.binary(max_size=8) | st.text(max_size=8).map(str.encode),
-            )
-            | st.binary(max_size=3)
-        )
-    elif opcode == 1:
-        data = draw(st.text(max_size=40).map(str.encode) | st.binary(max_size=40))
-    else:
-        data = draw(payloads(max_size=200))
-    mask = masked if draw(st.integers(0, 9)) else not masked
-    length = len(data)
-    encoding = draw(st.sampled_from(["minimal", "minimal", "16", "64"]))
-    if encoding == "minimal" and length < 126:
-        head = bytes([0x80 * fin | rsv << 4 | opcode, 0x80 * mask | length])
-    elif encoding != "64" and length < 65536:
-        head = bytes([0x80 * fin | rsv << 4 | opcode, 0x80 * mask | 126]) + struct.pack("!H", length)
-    else:
-        head = bytes([0x80 * fin | rsv << 4 | opcode, 0x80 * mask | 127]) + struct.pack("!Q", length)
-    if not mask:
-        return head + data
-    key = draw(st.binary(min_size=4, max_size=4))
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-@st.composite
-def streams(draw: st.DrawFn, masked: bool) -> list[bytes]:
-    """Frames end to end, cut in chunks anywhere."""
-    wire = b"".join(draw(st.lists(raw_frames(masked), max_size=6)))
-    cuts = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=4)))
-    bounds = [0, *cuts, len(wire)]
-    return [wire[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
 def _frame(frame: Frame) -> tuple[Any, ...]:
     return (frame.opcode, type(frame.data), bytes(frame.data), frame.fin, frame.rsv1, frame.rsv2, frame.rsv3)
 
@@ -158,7 +113,7 @@ def _receive(side: Side, chunks: list[bytes], max_size: int | None, deflate: boo
     eof=st.booleans(),
 )
 def test_receiving_is_websockets_own(data: st.DataObject, side: Side, max_size: int | None, eof: bool) -> None:
-    chunks = data.draw(streams(masked=side is Side.SERVER))
+    chunks = data.draw(frame_streams(masked=side is Side.SERVER))
     expected = _receive(side, chunks, max_size, False, eof)
     with accelerated("websockets"):
         assert _receive(side, chunks, max_size, False, eof) == expected

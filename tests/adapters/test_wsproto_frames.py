@@ -7,7 +7,6 @@ Differential: the same bytes and the same sends go through wsproto's
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.adapters import Spy, accelerated, payloads, require
+from tests.adapters import Spy, accelerated, frame_streams, payloads, require
 from wsfast.accelerate import accelerate, deaccelerate
 from wsfast.adapters import wsproto as adapter
 
@@ -61,49 +60,6 @@ def test_a_server_frame_is_built_on_the_kernel(monkeypatch: pytest.MonkeyPatch) 
     assert header.calls == 1
 
 
-@st.composite
-def raw_frames(draw: st.DrawFn, masked: bool) -> bytes:
-    """One frame as a peer might send it: mostly valid, sometimes not in any way wsproto checks."""
-    opcode = draw(st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15))
-    fin = draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(True))
-    rsv = draw(st.just(0) | st.integers(0, 7))
-    if opcode == 8:
-        data = draw(
-            st.just(b"")
-            | st.builds(
-                lambda code, reason: struct.pack("!H", code) + reason,
-                st.sampled_from([1000, 1001, 1005, 1007, 3000, 999, 5000]),
-                st.binary(max_size=8) | st.text(max_size=8).map(str.encode),
-            )
-            | st.binary(max_size=3)
-        )
-    elif opcode == 1:
-        data = draw(st.text(max_size=40).map(str.encode) | st.binary(max_size=40))
-    else:
-        data = draw(payloads(max_size=200))
-    mask = masked if draw(st.integers(0, 9)) else not masked
-    encoding = draw(st.sampled_from(["minimal", "minimal", "16", "64"]))
-    first = 0x80 * fin | rsv << 4 | opcode
-    if encoding == "minimal" and len(data) < 126:
-        head = bytes([first, 0x80 * mask | len(data)])
-    elif encoding != "64" and len(data) < 65536:
-        head = bytes([first, 0x80 * mask | 126]) + struct.pack("!H", len(data))
-    else:
-        head = bytes([first, 0x80 * mask | 127]) + struct.pack("!Q", len(data))
-    if not mask:
-        return head + data
-    key = draw(st.binary(min_size=4, max_size=4))
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-@st.composite
-def streams(draw: st.DrawFn, masked: bool) -> list[bytes]:
-    wire = b"".join(draw(st.lists(raw_frames(masked), max_size=6)))
-    cuts = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=4)))
-    bounds = [0, *cuts, len(wire)]
-    return [wire[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
 def _state(decoder: FrameDecoder) -> tuple[Any, ...]:
     return (
         decoder.header,
@@ -138,7 +94,7 @@ def _receive(client: bool, chunks: list[bytes], deflate: bool) -> list[Any]:
 @settings(deadline=None, max_examples=300)
 @given(data=st.data(), client=st.booleans(), deflate=st.booleans())
 def test_receiving_is_wsprotos_own(data: st.DataObject, client: bool, deflate: bool) -> None:
-    chunks = data.draw(streams(masked=not client))
+    chunks = data.draw(frame_streams(masked=not client))
     expected = _receive(client, chunks, deflate)
     with accelerated("wsproto"):
         assert _receive(client, chunks, deflate) == expected
