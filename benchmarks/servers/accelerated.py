@@ -72,6 +72,13 @@ LIBRARIES = {
             ("uvicorn", "starlette", "wsproto"),
             1.2,
         ),
+        Library(
+            "gunicorn",
+            "gunicorn ASGI worker + Starlette",
+            "gunicorn_server.py",
+            ("gunicorn",),
+            ("gunicorn", "starlette"),
+        ),
     )
 }
 
@@ -179,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Command: `{command.strip()}`\n")
     print(f"Machine: {run.machine_line()}.")
     versions = ", ".join(
-        f"{p} {run.dist_version(p)}" for p in ("wsfast", "websockets", "aiohttp", "uvicorn", "wsproto")
+        f"{p} {run.dist_version(p)}" for p in ("wsfast", "websockets", "aiohttp", "uvicorn", "wsproto", "gunicorn")
     )
     print(f"Versions: {versions}.")
     print(

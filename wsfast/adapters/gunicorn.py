@@ -1,6 +1,6 @@
 """Accelerate gunicorn's ASGI worker: its WebSocket unmasking runs on ``wsfast.kernels.mask``.
 
-gunicorn 25+ serves WebSocket itself in its ASGI worker
+gunicorn's ASGI worker (``-k asgi``; gunicorn 27 here) serves WebSocket itself
 (``gunicorn.asgi.websocket.WebSocketProtocol``), in pure Python. Its
 ``_unmask`` XORs every payload one byte at a time in a generator
 expression, which dominates the cost of every message a client sends.

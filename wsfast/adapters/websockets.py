@@ -15,7 +15,9 @@ and ``struct.pack`` per frame). What is patched, and why there:
   buffer and all: a frame still arriving, any header websockets rejects or
   that wsfast's kernel rejects (reserved opcode, wrong masking, over
   ``max_size``, oversized or fragmented control frame, 64-bit length with the
-  top bit set), or a ``read_exact`` that is not websockets' ``StreamReader``.
+  top bit set), a ``read_exact`` that is not websockets' ``StreamReader``, or
+  while ``struct.unpack`` is not the standard library's (websockets' own
+  tests patch it to simulate an internal error in the parser).
   So every frame, event, exception and close code is websockets' own.
 - ``websockets.frames.Frame.serialize``: every frame ``Protocol.send_frame``
   writes. After websockets' own ``check`` and extensions, the header comes
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import struct
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -108,6 +111,7 @@ def make_parse(original: classmethod[Any, Any, Any]) -> classmethod[Any, Any, An
 
     parse_original = original.__func__
     read_exact_of_reader = StreamReader.read_exact
+    unpack = struct.unpack
     opcodes = {int(opcode): opcode for opcode in Opcode}
 
     def parse(
@@ -122,7 +126,7 @@ def make_parse(original: classmethod[Any, Any, Any]) -> classmethod[Any, Any, An
 
         This is a generator-based coroutine; see websockets' ``Frame.parse``.
         """
-        if getattr(read_exact, "__func__", None) is read_exact_of_reader:
+        if getattr(read_exact, "__func__", None) is read_exact_of_reader and struct.unpack is unpack:
             frame = _buffered_frame(cls, read_exact.__self__.buffer, mask, max_size, opcodes)
             if frame is not None:
                 for extension in reversed(extensions or ()):
