@@ -1441,6 +1441,20 @@ def test_12_a_zip_bomb_fails_with_1009_without_inflating_it_all() -> None:
     assert peak < 8 * MiB  # inflating the bomb would take 64 MiB
 
 
+def test_12_a_zip_bomb_costs_about_the_limit_not_twice_it() -> None:
+    # Issue 9: one zlib call for the whole message briefly held 2x max_message_size.
+    server = deflate_server(max_message_size=8 * MiB)
+    wire = client_frame(BINARY, zip_bomb(), rsv=RSV1)
+    tracemalloc.start()
+    try:
+        events = server.receive_data(wire)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_failed(server, events, 1009)
+    assert peak < 8 * MiB * 1.25  # 16 MiB before the fix
+
+
 def test_12_a_fragmented_zip_bomb_fails_with_1009() -> None:
     bomb = zip_bomb()
     server = deflate_server(max_message_size=1 * MiB)
