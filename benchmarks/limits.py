@@ -89,7 +89,7 @@ def announced() -> str:
 
 def bomb() -> str:
     from wsfast.exceptions import PayloadTooBig
-    from wsfast.extensions import PerMessageDeflateCodec
+    from wsfast.extensions import PerMessageDeflate
     from wsfast.protocol import Connection
 
     limit = 16 * MiB
@@ -104,14 +104,9 @@ def bomb() -> str:
     )
     results = []
     for name, data in (("one frame", one_frame), ("16 fragments", fragmented)):
-        codec = PerMessageDeflateCodec(
-            is_server=True,
-            local_no_context_takeover=False,
-            remote_no_context_takeover=False,
-            local_max_window_bits=15,
-            remote_max_window_bits=15,
-        )
-        connection = Connection("server", extensions=[codec], max_message_size=limit)
+        negotiated = PerMessageDeflate().accept([])  # a client offering permessage-deflate, no parameters
+        assert negotiated is not None
+        connection = Connection("server", extensions=[negotiated[1]], max_message_size=limit)
         _reset_peak()
         baseline = _status_kib("VmRSS")
         events = connection.receive_data(data)

@@ -448,16 +448,16 @@ def test_5_a_fragmented_message_of_many_sizes(conn: Connection) -> None:
     assert conn.receive_data(b"".join(fragments(conn, BINARY, pieces))) == [bytes(data)]
 
 
-def traced_growth(receive: Callable[[], object]) -> int:
-    """How many more bytes Python's allocators hold after ``receive()`` than before."""
+def traced(call: Callable[[], Any]) -> tuple[Any, int, int]:
+    """``call()``'s result, how many more bytes Python's allocators hold after it, and their peak."""
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
-        receive()
-        after, _ = tracemalloc.get_traced_memory()
+        result = call()
+        after, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return after - before
+    return result, after - before, peak
 
 
 @pytest.mark.parametrize("piece", [b"a", b""], ids=["one-byte", "empty"])
@@ -470,7 +470,7 @@ def test_5_a_fragment_costs_its_payload_and_nothing_more(conn: Connection, piece
         for data in reads:
             assert conn.receive_data(data) == []
 
-    assert traced_growth(receive) < 256 * KiB  # 100,000 fragments; before the fix: over 3 MiB
+    assert traced(receive)[1] < 256 * KiB  # 100,000 fragments; before the fix: over 3 MiB
     assert conn.receive_data(peer_frame(conn, CONT, b"!")) == [b"a" + piece * 100_000 + b"!"]
 
 
@@ -1431,14 +1431,18 @@ def test_12_a_zip_bomb_fails_with_1009_without_inflating_it_all() -> None:
     assert len(bomb) < 128 * KiB
     server = deflate_server(max_message_size=1 * MiB)
     wire = client_frame(BINARY, bomb, rsv=RSV1)
-    tracemalloc.start()
-    try:
-        events = server.receive_data(wire)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    events, _, peak = traced(lambda: server.receive_data(wire))
     assert_failed(server, events, 1009)
     assert peak < 8 * MiB  # inflating the bomb would take 64 MiB
+
+
+def test_12_a_zip_bomb_costs_about_the_limit_not_twice_it() -> None:
+    # Issue 9: one zlib call for the whole message briefly held 2x max_message_size.
+    server = deflate_server(max_message_size=8 * MiB)
+    wire = client_frame(BINARY, zip_bomb(), rsv=RSV1)
+    events, _, peak = traced(lambda: server.receive_data(wire))
+    assert_failed(server, events, 1009)
+    assert peak < 8 * MiB * 1.25  # 16 MiB before the fix
 
 
 def test_12_a_fragmented_zip_bomb_fails_with_1009() -> None:

@@ -49,6 +49,8 @@ _Params: TypeAlias = list[tuple[str, str | None]]
 _EMPTY_BLOCK_TAIL = b"\x00\x00\xff\xff"
 # Payloads up to this size get the tail appended and are inflated in one call.
 _JOIN_TAIL_LIMIT = 64 * 1024
+# The most one zlib call inflates at a time (see _inflate_stream).
+_INFLATE_STEP = 1024 * 1024
 
 # RFC 7692 §7.1.2.1: "a decimal integer value without leading zeroes
 # between 8 to 15, inclusive". A table accepts exactly that and nothing
@@ -459,14 +461,11 @@ class PerMessageDeflateCodec:
         self._message_size = 0
 
     def _inflate_whole(self, data: bytes, max_size: int) -> bytes:
-        """:meth:`_inflate` for a whole message in one buffer, in one zlib call."""
+        """:meth:`_inflate` for a whole message in one buffer, usually in one zlib call."""
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-        output = decompressor.decompress(data, max_size + 1)
-        if len(output) > max_size:
-            raise PayloadTooBig(f"compressed message decompresses to more than {max_size} bytes")
-        self._message_size = len(output)
+        output = self._inflate_stream(decompressor, data, max_size)
         self._decompressor = decompressor
         if decompressor.eof:
             # A BFINAL block inside the message (rare): what follows starts a
@@ -492,17 +491,33 @@ class PerMessageDeflateCodec:
         return output
 
     def _inflate_stream(self, decompressor: zlib._Decompress, data: BytesLike, max_size: int | None) -> bytes:
-        """Feed ``data`` to one zlib stream, asking at most one byte past the limit."""
+        """Feed ``data`` to one zlib stream, asking at most one byte past the limit.
+
+        Past ``_INFLATE_STEP`` bytes the output comes in steps of that size:
+        zlib joins what one call produces, so a single call for a bomb would
+        briefly hold twice the limit; in steps, it holds the limit plus a step.
+        """
         if max_size is None:
             output = decompressor.decompress(data)
-        else:
-            budget = max_size - self._message_size
+            self._message_size += len(output)
+            return output
+        budget = max(max_size - self._message_size, 0)
+        pieces = []
+        size = 0
+        while True:
             # Output shorter than max_length means zlib used all the input.
-            output = decompressor.decompress(data, max(budget, 0) + 1)
-            if len(output) > budget:
+            asked = min(budget - size + 1, _INFLATE_STEP)
+            piece = decompressor.decompress(data, asked)
+            if piece:
+                pieces.append(piece)
+                size += len(piece)
+            if size > budget:
                 raise PayloadTooBig(f"compressed message decompresses to more than {max_size} bytes")
-        self._message_size += len(output)
-        return output
+            if len(piece) < asked:
+                break
+            data = decompressor.unconsumed_tail
+        self._message_size += size
+        return b"" if not pieces else pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _parse(params: Sequence[tuple[str, str | None]], *, offer: bool) -> _Negotiated:

@@ -622,7 +622,15 @@ class Connection:
         self._send_frame(_PING, bytes(payload), True, 0)
 
     def send_pong(self, payload: Any = b"") -> None:
-        """Queue an unsolicited pong (a heartbeat that needs no answer)."""
+        """Queue an unsolicited pong with up to 125 bytes of payload.
+
+        RFC 6455 §5.5.3: a unidirectional heartbeat, which the peer does not
+        answer. Pongs answering pings are sent automatically (``auto_pong``).
+
+        Raises:
+            ConnectionClosed: the connection is not OPEN.
+            ValueError: the payload is over 125 bytes.
+        """
         if self.state is not State.OPEN:
             raise ConnectionClosed(*self._close_details())
         self._send_frame(_PONG, bytes(payload), True, 0)
@@ -635,8 +643,11 @@ class Connection:
                 3000-4999), or 1005 to send a close frame without a code.
             reason: at most 123 bytes once UTF-8 encoded.
 
+        Does nothing once a close frame was sent, or the connection is CLOSED.
+
         Raises:
             ValueError: the code may not be sent or the reason is too long.
+            ConnectionClosed: the opening handshake is not complete (1006).
         """
         close = Close(code, reason)
         close.serialize()  # validate before any state changes

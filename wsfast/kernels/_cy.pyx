@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, auto_pickle=False, autotestdict=False
 """Cython kernels: the fast twin of ``wsfast.kernels._py``.
 
 Same names, signatures, results and exceptions; see ``_py.py`` for the
@@ -94,7 +94,8 @@ cdef inline int read_key(object key, uint8_t *out) except -1:
     if type(key) is bytes and PyBytes_GET_SIZE(key) == 4:  # the usual key: skip the buffer protocol
         memcpy(out, PyBytes_AS_STRING(key), 4)
         return 0
-    acquire(contiguous(key), &buf)
+    key = contiguous(key)  # held here: bytes are read without a buffer reference
+    acquire(key, &buf)
     try:
         if buf.size != 4:
             raise ValueError(f"mask key must be 4 bytes long, got {buf.size}")
@@ -118,7 +119,8 @@ def mask(data, key, offset=0):
     cdef unsigned phase
     read_key(key, k)
     phase = read_phase(offset)
-    acquire(contiguous(data), &buf)
+    data = contiguous(data)  # held here: bytes are read without a buffer reference
+    acquire(data, &buf)
     try:
         result = PyBytes_FromStringAndSize(NULL, buf.size)
         wsf_mask(buf.data, <uint8_t *>PyBytes_AS_STRING(result), buf.size, k, phase)
@@ -164,7 +166,8 @@ def validate_utf8(data):
     if type(data) is bytes:  # no buffer to release: the shortest path
         ok = wsf_utf8_complete(<const uint8_t *>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         return True if ok else False
-    acquire(contiguous(data), &buf)
+    data = contiguous(data)  # held here: bytes are read without a buffer reference
+    acquire(data, &buf)
     try:
         ok = wsf_utf8_complete(buf.data, buf.size)
     finally:
@@ -182,6 +185,9 @@ cdef class Utf8Validator:
         self._state = WSF_ACCEPT
         self._total = 0
 
+    def __init__(self):
+        pass  # refuses arguments, as the pure twin does (__cinit__ alone ignores them)
+
     def reset(self):
         """See ``wsfast.kernels._py.Utf8Validator.reset``."""
         self._state = WSF_ACCEPT
@@ -192,7 +198,8 @@ cdef class Utf8Validator:
         cdef ReadBuffer buf
         cdef size_t stop
         cdef unsigned state
-        acquire(contiguous(data), &buf)
+        data = contiguous(data)  # held here: bytes are read without a buffer reference
+        acquire(data, &buf)
         try:
             if self._state == WSF_REJECT:
                 return (False, False, 0, self._total)
@@ -288,7 +295,8 @@ def parse_header(buffer, Py_ssize_t offset=0):
     cdef int complete
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
-    acquire(contiguous(buffer), &buf)
+    buffer = contiguous(buffer)  # held here: bytes are read without a buffer reference
+    acquire(buffer, &buf)
     try:
         complete = read_header(buf.data + offset, buf.size - offset, &h) if offset < buf.size else 0
     finally:
@@ -348,7 +356,8 @@ def build_frame(int opcode, payload, *, bint fin=True, int rsv=0, mask_key=None)
     cdef ReadBuffer buf
     cdef Py_ssize_t hlen
     cdef char *out
-    acquire(contiguous(payload), &buf)
+    payload = contiguous(payload)  # held here: bytes are read without a buffer reference
+    acquire(payload, &buf)
     try:
         header = make_header(opcode, buf.size, fin, rsv, mask_key, key)
         hlen = PyBytes_GET_SIZE(header)
@@ -372,7 +381,7 @@ cdef class Frame:
     cdef readonly bint fin
     cdef readonly int rsv
 
-    def __init__(self, int opcode, bytes payload, bint fin=True, int rsv=0):
+    def __init__(self, int opcode, bytes payload not None, bint fin=True, int rsv=0):
         self.opcode = opcode
         self.payload = payload
         self.fin = fin
@@ -553,7 +562,8 @@ cdef class FrameParser:
         cdef list frames = []
         if self._error is not None:
             raise self._error
-        acquire(contiguous(data), &buf)
+        data = contiguous(data)  # held here: bytes are read without a buffer reference
+        acquire(data, &buf)
         try:
             self.parse(buf.data, buf.size, frames)
         except ProtocolError as exc:

@@ -8,6 +8,7 @@ Docstrings live here; the twin points back to them.
 from __future__ import annotations
 
 import codecs
+import operator
 from typing import Any
 
 from ..exceptions import PayloadTooBig, ProtocolError
@@ -88,7 +89,8 @@ def mask(data: Any, key: Any, offset: int = 0) -> bytes:
         ValueError: ``key`` is not 4 bytes long, or ``offset`` is negative.
     """
     key = _key_bytes(key)
-    return _xor(bytes(memoryview(data)), key, _phase(offset))
+    phase = _phase(offset)
+    return _xor(bytes(memoryview(data)), key, phase)
 
 
 def mask_into(buffer: Any, key: Any, offset: int = 0) -> int:
@@ -349,22 +351,48 @@ def build_frame(opcode: int, payload: Any, *, fin: bool = True, rsv: int = 0, ma
 
 
 class Frame:
-    """One parsed, unmasked frame.
+    """One parsed, unmasked frame; immutable.
 
-    Attributes:
+    Args:
         opcode: the frame's opcode (an int; compare with ``wsfast.Opcode``).
         payload: the unmasked payload, ``bytes``.
         fin: whether this is the final frame of its message.
         rsv: the RSV bits as an int 0-7 (RSV1 = 4).
+
+    Raises:
+        TypeError: ``payload`` is not ``bytes``, or ``opcode`` or ``rsv``
+            is not an integer.
     """
 
-    __slots__ = ("opcode", "payload", "fin", "rsv")
+    __slots__ = ("_opcode", "_payload", "_fin", "_rsv")
 
     def __init__(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> None:
-        self.opcode = opcode
-        self.payload = payload
-        self.fin = fin
-        self.rsv = rsv
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        self._opcode = operator.index(opcode)
+        self._payload = payload
+        self._fin = True if fin else False
+        self._rsv = operator.index(rsv)
+
+    @property
+    def opcode(self) -> int:
+        """The frame's opcode."""
+        return self._opcode
+
+    @property
+    def payload(self) -> bytes:
+        """The unmasked payload."""
+        return self._payload
+
+    @property
+    def fin(self) -> bool:
+        """Whether this is the final frame of its message."""
+        return self._fin
+
+    @property
+    def rsv(self) -> int:
+        """The RSV bits as an int 0-7."""
+        return self._rsv
 
     def __eq__(self, other: object) -> bool:
         try:
