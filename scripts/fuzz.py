@@ -15,6 +15,7 @@ the script prints one line::
 
 where a hang is an input that ran longer than S seconds and a twin
 disagreement a crash whose input raises ``TwinDisagreement`` when replayed.
+Ctrl-C (SIGINT to the workers) ends the run early with the same report.
 The exit status is 1 when anything was found, else 0.
 """
 
@@ -105,7 +106,10 @@ def run(target: str, runs: int, *, jobs: int = 1, timeout: int = 10, work: Path,
         workers.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
     inputs = 0
     for process, log in workers:
-        process.wait()
+        try:
+            process.wait()
+        except KeyboardInterrupt:  # Ctrl-C stops the workers too: count what they ran
+            process.wait()
         log.close()
         inputs += sum(int(found) for found in _EXECUTED.findall(Path(log.name).read_bytes()))
     found = sorted(artifacts.iterdir())

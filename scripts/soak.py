@@ -19,6 +19,8 @@ Modes::
         timer, ``rate`` messages/s of 64-256 random bytes, each starting
         with its send time; every 10 s, sample the server's RSS and CPU and
         the delivery latency (p50/p99); write DIR/feed.json and DIR/feed.png.
+    python scripts/soak.py plot DIR/feed.json
+        redraw DIR/feed.png from the samples.
 
 Each mode prints its figures and exits 1 if a client was refused, dropped, or
 lost messages.
@@ -291,14 +293,20 @@ def _handle(client: Client, frames: list[Any], on_message: Callable[[Client, byt
 
 
 def _pump(selector: selectors.BaseSelector, until: float, on_message: Callable[[Client, bytes], None]) -> None:
-    """Read every registered client until ``until`` (monotonic), see :func:`_handle`."""
-    while (remaining := until - time.monotonic()) > 0:
-        for key, _ in selector.select(remaining):
+    """Read every registered client until ``until`` (monotonic), see :func:`_handle`.
+
+    Polls at least once, so an ``until`` in the past reads what is ready.
+    """
+    while True:
+        remaining = until - time.monotonic()
+        for key, _ in selector.select(max(remaining, 0.0)):
             client: Client = key.data
             data = client.sock.recv(262144)
             if not data:
                 raise SoakError("the server closed a client")
             _handle(client, client.parser.feed(data), on_message)
+        if remaining <= 0:
+            return
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -335,6 +343,7 @@ def feed(clients_count: int, rate: float, duration: float, sizes: tuple[int, int
             selector.register(client.sock, selectors.EVENT_READ, client)
             clients.append(client)
             _handle(client, frames, on_message)
+            _pump(selector, 0.0, on_message)  # the open clients must answer pings meanwhile
         window = Window()  # count from here: every client is subscribed
         started = time.monotonic()
         cpu = server.cpu_seconds()
@@ -379,7 +388,7 @@ def _write(result: dict[str, Any], output: Path) -> None:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Plot a feed run's samples (RSS, CPU, latency against time) to a PNG."""
+    """Plot a feed run's samples against time to a PNG: RSS, CPU, delivery rate, latency."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -387,21 +396,31 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     samples = result["samples"]
     minutes = [sample["t_s"] / 60 for sample in samples]
-    figure, (rss, cpu, latency) = plt.subplots(3, 1, sharex=True, figsize=(9, 8))
+    period = result["sample_period_s"]
+
+    def series(name: str, scale: float = 1.0) -> list[float]:
+        return [sample[name] * scale for sample in samples]
+
+    figure, (rss, cpu, rate, latency) = plt.subplots(4, 1, sharex=True, figsize=(9, 10))
     figure.suptitle(
         f"wsfast.Server feed: {result['clients']} clients x {result['rate_per_client']:g} msg/s, "
         f"{result['payload_bytes'][0]}-{result['payload_bytes'][1]} B"
     )
-    rss.plot(minutes, [sample["server_rss_mib"] for sample in samples])
+    rss.plot(minutes, series("server_rss_mib"))
     rss.set_ylabel("server RSS (MiB)")
-    rss.set_ylim(bottom=0)
-    cpu.plot(minutes, [sample["server_cpu_percent"] for sample in samples], label="server")
-    cpu.plot(minutes, [sample["clients_cpu_percent"] for sample in samples], label="clients (load generator)")
+    rss.set_ylim(0, 1.25 * max(series("server_rss_mib")))
+    cpu.plot(minutes, series("server_cpu_percent"), label="server")
+    cpu.plot(minutes, series("clients_cpu_percent"), label="clients (load generator)")
     cpu.set_ylabel("CPU (% of one core)")
     cpu.set_ylim(bottom=0)
     cpu.legend()
-    latency.plot(minutes, [sample["latency_p50_ms"] for sample in samples], label="p50")
-    latency.plot(minutes, [sample["latency_p99_ms"] for sample in samples], label="p99")
+    rate.plot(minutes, series("messages", 1 / period), label="delivered")
+    rate.plot(minutes, series("expected_messages", 1 / period), label="scheduled")
+    rate.set_ylabel("messages/s, all clients")
+    rate.set_ylim(bottom=0)
+    rate.legend()
+    latency.plot(minutes, series("latency_p50_ms"), label="p50")
+    latency.plot(minutes, series("latency_p99_ms"), label="p99")
     latency.set_ylabel("delivery latency (ms)")
     latency.set_xlabel("minutes")
     latency.set_ylim(bottom=0)
@@ -432,10 +451,15 @@ def main(argv: list[str] | None = None) -> int:
     feed_mode.add_argument("--min-size", type=int, default=64)
     feed_mode.add_argument("--max-size", type=int, default=256)
     feed_mode.add_argument("--output", type=Path, default=Path("benchmarks/soak"))
+    plot_mode = modes.add_parser("plot", help="redraw the PNG of a feed run from its JSON")
+    plot_mode.add_argument("json", type=Path, help="a feed.json; the PNG is written next to it")
     options = parser.parse_args(argv)
     try:
         if options.mode == "idle":
             result = idle(options.connections)
+        elif options.mode == "plot":
+            plot(json.loads(options.json.read_text()), options.json.with_suffix(".png"))
+            return 0
         elif options.mode == "cycles":
             result = cycles(options.cycles, options.every)
             del result["samples"]
