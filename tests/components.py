@@ -28,7 +28,7 @@ from tests.timeouts import TIMEOUT
 
 __all__ = ["EXAMPLES", "Node", "Redis", "free_port", "nginx", "redis_server", "require_program", "stop", "wsfast_node"]
 
-#: The deployment files README shows, used as they are by these tests.
+#: The deployment files the scaling guide (docs/guides/scaling.md) shows, used as they are by these tests.
 EXAMPLES = REPO / "examples" / "scaling-out"
 
 
@@ -88,7 +88,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        # README's command line, word for word; the script execs redis-server,
+        # The guide's command line, word for word; the script execs redis-server,
         # so the PID is the server's.
         env = {**os.environ, "PORT": str(self.port), "DIR": str(self.directory)}
         self.process = subprocess.Popen(
@@ -133,7 +133,7 @@ class Node:
 
 @contextlib.contextmanager
 def wsfast_node(directory: Path, redis_url: str, *args: str, port: int | None = None) -> Iterator[Node]:
-    """A node as README's systemd unit (examples/scaling-out/wsfast@.service)
+    """A node as the guide's systemd unit (examples/scaling-out/wsfast@.service)
     starts it, on a free port and ``redis_url``, with ``args`` added; its log
     goes to ``directory``; stopped by PID."""
     port = free_port() if port is None else port
@@ -159,7 +159,7 @@ def wsfast_node(directory: Path, redis_url: str, *args: str, port: int | None = 
 
 @contextlib.contextmanager
 def nginx(directory: Path, upstreams: list[int]) -> Iterator[int]:
-    """nginx on a free port in front of ``upstreams``, with README's config
+    """nginx on a free port in front of ``upstreams``, with the guide's config
     (examples/scaling-out/nginx.conf); yields its port."""
     program = require_program("nginx")
     port = free_port()

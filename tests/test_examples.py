@@ -94,6 +94,17 @@ def test_readme_and_docs_have_examples() -> None:
     assert sum(block.page.name != "README.md" for block in BLOCKS) >= 15
 
 
+LINK = re.compile(r"\]\((?!https?://|#)([^)#\s]+)")
+
+
+def test_every_relative_link_of_readme_names_a_file() -> None:
+    """README is a landing page: its links into docs/ and the tree must lead somewhere."""
+    links = LINK.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert links, "README links to nothing"
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+
+
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[int]:
     """``wsfast serve``'s echo and feed, for the script blocks; yields its port."""

@@ -1,6 +1,6 @@
 """Scaling out with real parts: ``wsfast serve --backplane`` nodes (separate
-processes, started as README's systemd unit starts them), one redis-server,
-nginx in front (README's config); nodes killed, Redis restarted.
+processes, started as the scaling guide's systemd unit starts them), one
+redis-server, nginx in front (the guide's config); nodes killed, Redis restarted.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def test_the_page_shows_its_node_and_recovers_without_a_gap_when_its_node_dies(
         page.close()
 
 
-def test_readme_shows_the_deployment_files_these_tests_use() -> None:
-    readme = (EXAMPLES.parent.parent / "README.md").read_text()
+def test_the_scaling_guide_shows_the_deployment_files_these_tests_use() -> None:
+    guide = (EXAMPLES.parent.parent / "docs" / "guides" / "scaling.md").read_text()
     for name in ("redis.sh", "nginx.conf", "wsfast@.service"):
-        assert (EXAMPLES / name).read_text() in readme, f"README's copy of examples/scaling-out/{name} is stale"
+        assert (EXAMPLES / name).read_text() in guide, f"the guide's copy of examples/scaling-out/{name} is stale"

@@ -106,22 +106,24 @@ class Connection:
         auto_pong: bool = True,
         stream_fragments: bool = False,
     ) -> None:
-        """Args:
-        role: :attr:`Role.SERVER` or :attr:`Role.CLIENT` (or their values).
-        handshake: a :class:`~wsfast.handshake.ServerHandshake` for a
-            server, a :class:`~wsfast.handshake.ClientHandshake` for a
-            client; ``None`` when the connection is already open.
-        subprotocol: the negotiated subprotocol, without ``handshake``.
-        extensions: the negotiated extension objects, without
-            ``handshake`` (a :class:`~wsfast.extensions.PerMessageDeflateCodec`).
-        max_message_size: the largest message accepted, in bytes, after
-            decompression; larger ones fail the connection with 1009.
-        max_frame_size: the largest frame payload accepted (defaults to
-            ``max_message_size``).
-        max_header_bytes: the limit on the handshake's header block.
-        auto_pong: answer pings with pongs automatically.
-        stream_fragments: deliver data frames as :class:`~wsfast.events.Fragment`
-            events instead of assembling whole messages.
+        """Create a connection in ``role``, CONNECTING until its handshake completes.
+
+        Args:
+            role: :attr:`Role.SERVER` or :attr:`Role.CLIENT` (or their values).
+            handshake: a :class:`~wsfast.handshake.ServerHandshake` for a
+                server, a :class:`~wsfast.handshake.ClientHandshake` for a
+                client; ``None`` when the connection is already open.
+            subprotocol: the negotiated subprotocol, without ``handshake``.
+            extensions: the negotiated extension objects, without
+                ``handshake`` (a :class:`~wsfast.extensions.PerMessageDeflateCodec`).
+            max_message_size: the largest message accepted, in bytes, after
+                decompression; larger ones fail the connection with 1009.
+            max_frame_size: the largest frame payload accepted (defaults to
+                ``max_message_size``).
+            max_header_bytes: the limit on the handshake's header block.
+            auto_pong: answer pings with pongs automatically.
+            stream_fragments: deliver data frames as :class:`~wsfast.events.Fragment`
+                events instead of assembling whole messages.
 
         Raises:
             ValueError: an argument is out of range or does not fit the role.

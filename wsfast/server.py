@@ -431,35 +431,37 @@ class Server:
         sock: socket.socket | None = None,
         backplane: str | Backplane | None = None,
     ) -> None:
-        """Args:
-        handler: the application callbacks (or use the ``on_*`` decorators).
-        host, port: where to listen; port 0 picks a free port (see :attr:`port`).
-        ssl: a server-side ``SSLContext`` for wss://.
-        origins: the allowed ``Origin`` values (403 otherwise); ``None`` allows all.
-            A request without ``Origin`` (a client that is not a browser) is
-            accepted unless ``require_origin`` is set.
-        require_origin: refuse (403) requests without an ``Origin`` header.
-        subprotocols: the subprotocols supported, in order of preference.
-        compression: True or a :class:`PerMessageDeflate` to offer
-            permessage-deflate; False to refuse it.
-        max_message_size: the largest message accepted (1009 beyond).
-        max_connections: connections beyond this are answered 503.
-        write_limit: the bytes queued for one client beyond which it is a
-            slow consumer.
-        slow_consumer: ``"close"``: close a slow consumer with 1008;
-            ``"drop"``: drop its oldest queued published messages.
-        ping_interval: seconds between heartbeat pings (``None``: no pings).
-        ping_timeout: close (1011) a client silent this long after a ping.
-        handshake_timeout: drop a client whose handshake takes longer.
-        idle_timeout: close (1001) a client silent this long (``None``: never).
-        close_timeout: abort a connection whose close takes longer.
-        http_handler: answers plain HTTP requests (return ``None`` for 404).
-        reuse_port: set ``SO_REUSEPORT`` so several processes share the port.
-        backlog: the listen backlog.
-        sock: an already bound, listening socket to use instead.
-        backplane: carry topics to every node on it: a URL
-            (``redis://host:port/db``, see :class:`~wsfast.backplane.RedisBackplane`)
-            or a :class:`~wsfast.backplane.Backplane`; ``None``: this process only.
+        """Create the server, bound and listening (``serve_forever()`` or ``start()`` runs it).
+
+        Args:
+            handler: the application callbacks (or use the ``on_*`` decorators).
+            host, port: where to listen; port 0 picks a free port (see :attr:`port`).
+            ssl: a server-side ``SSLContext`` for wss://.
+            origins: the allowed ``Origin`` values (403 otherwise); ``None`` allows all.
+                A request without ``Origin`` (a client that is not a browser) is
+                accepted unless ``require_origin`` is set.
+            require_origin: refuse (403) requests without an ``Origin`` header.
+            subprotocols: the subprotocols supported, in order of preference.
+            compression: True or a :class:`PerMessageDeflate` to offer
+                permessage-deflate; False to refuse it.
+            max_message_size: the largest message accepted (1009 beyond).
+            max_connections: connections beyond this are answered 503.
+            write_limit: the bytes queued for one client beyond which it is a
+                slow consumer.
+            slow_consumer: ``"close"``: close a slow consumer with 1008;
+                ``"drop"``: drop its oldest queued published messages.
+            ping_interval: seconds between heartbeat pings (``None``: no pings).
+            ping_timeout: close (1011) a client silent this long after a ping.
+            handshake_timeout: drop a client whose handshake takes longer.
+            idle_timeout: close (1001) a client silent this long (``None``: never).
+            close_timeout: abort a connection whose close takes longer.
+            http_handler: answers plain HTTP requests (return ``None`` for 404).
+            reuse_port: set ``SO_REUSEPORT`` so several processes share the port.
+            backlog: the listen backlog.
+            sock: an already bound, listening socket to use instead.
+            backplane: carry topics to every node on it: a URL
+                (``redis://host:port/db``, see :class:`~wsfast.backplane.RedisBackplane`)
+                or a :class:`~wsfast.backplane.Backplane`; ``None``: this process only.
 
         Raises:
             ValueError: an argument is out of range (the message names it).

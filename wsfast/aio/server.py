@@ -214,11 +214,12 @@ class Server:
         backlog: int = 1024,
         sock: socket.socket | None = None,
     ) -> None:
-        """Args: those of :class:`wsfast.Server`, and:
+        """Take the options of :class:`wsfast.Server`, and these.
 
-        handler: ``async def handler(ws)`` or a :class:`wsfast.Handler`.
-        max_queue: messages received and held for ``recv()`` (async
-            handlers) before reading from that client pauses.
+        Args:
+            handler: ``async def handler(ws)`` or a :class:`wsfast.Handler`.
+            max_queue: messages received and held for ``recv()`` (async
+                handlers) before reading from that client pauses.
 
         Raises:
             ValueError: an option is out of range.

@@ -428,13 +428,15 @@ class FrameParser:
     __slots__ = ("_buffer", "_masked", "_max_frame_size", "_rsv_allowed", "_error")
 
     def __init__(self, *, masked: bool, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, rsv_allowed: int = 0) -> None:
-        """Args:
-        masked: True to require masked frames (a server parsing a
-            client's stream), False to require unmasked frames (a client).
-        max_frame_size: the largest payload accepted, in bytes; a larger
-            frame raises :class:`PayloadTooBig` as soon as its header arrives.
-        rsv_allowed: the RSV bits that negotiated extensions allow
-            (4 = RSV1, for permessage-deflate).
+        """Create a parser for one direction of a connection.
+
+        Args:
+            masked: True to require masked frames (a server parsing a
+                client's stream), False to require unmasked frames (a client).
+            max_frame_size: the largest payload accepted, in bytes; a larger
+                frame raises :class:`PayloadTooBig` as soon as its header arrives.
+            rsv_allowed: the RSV bits that negotiated extensions allow
+                (4 = RSV1, for permessage-deflate).
 
         Raises:
             ValueError: ``max_frame_size`` is negative or ``rsv_allowed``
