@@ -15,6 +15,8 @@ the script prints one line::
 
 where a hang is an input that ran longer than S seconds and a twin
 disagreement a crash whose input raises ``TwinDisagreement`` when replayed.
+A worker that dies without libFuzzer's final report counts as a crash, its
+log standing for the input.
 Ctrl-C (SIGINT to the workers) ends the run early with the same report.
 The exit status is 1 when anything was found, else 0.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "fuzz" / "corpus"
 _EXECUTED = re.compile(rb"stat::number_of_executed_units: (\d+)")
+_PROGRESS = re.compile(rb"^#(\d+)\s", re.MULTILINE)
 
 
 @dataclass
@@ -105,18 +108,26 @@ def run(target: str, runs: int, *, jobs: int = 1, timeout: int = 10, work: Path,
         command = [sys.executable, __file__, "--worker", target, *args]
         workers.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
     inputs = 0
+    died = []
     for process, log in workers:
         try:
             process.wait()
         except KeyboardInterrupt:  # Ctrl-C stops the workers too: count what they ran
             process.wait()
         log.close()
-        inputs += sum(int(found) for found in _EXECUTED.findall(Path(log.name).read_bytes()))
+        output = Path(log.name).read_bytes()
+        executed = _EXECUTED.findall(output)
+        if not executed:
+            # Killed before libFuzzer's final report (and maybe its artifact):
+            # a crash, counted up to its last progress line.
+            died.append(Path(log.name))
+            executed = _PROGRESS.findall(output)[-1:]
+        inputs += sum(int(count) for count in executed)
     found = sorted(artifacts.iterdir())
     hangs = [path for path in found if path.name.startswith("timeout-")]
     crashes = [path for path in found if path not in hangs]
     disagreements = [path for path in crashes if _replay_disagrees(target, path)]
-    crashes = [path for path in crashes if path not in disagreements]
+    crashes = [path for path in crashes if path not in disagreements] + died
     return Report(target, inputs, crashes, hangs, disagreements)
 
 
