@@ -18,8 +18,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("wsfast.kernels",),
     ("wsfast.frames", "wsfast.http11", "wsfast.extensions"),
     ("wsfast.handshake",),
-    ("wsfast.events", "wsfast.protocol"),
-    ("wsfast.loop", "wsfast.keepalive", "wsfast.page"),
+    ("wsfast.events", "wsfast.protocol", "wsfast._receive_py", "wsfast._receive_c"),
+    ("wsfast.loop", "wsfast._stream_py", "wsfast._stream_c", "wsfast.keepalive", "wsfast.page"),
     ("wsfast.server", "wsfast.client", "wsfast.backplane"),
     ("wsfast.adapters", "wsfast.compat", "wsfast.accelerate"),
     ("wsfast.aio", "wsfast.asgi", "wsfast.bench"),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 # What the layers up to the protocol must never load: they do no I/O.
 NO_IO = ("socket", "selectors", "ssl")
-SANS_IO = LAYERS.index(("wsfast.events", "wsfast.protocol"))
+SANS_IO = next(rank for rank, layer in enumerate(LAYERS) if "wsfast.protocol" in layer)
 
 
 def layer_of(module: str) -> int:
