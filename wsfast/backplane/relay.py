@@ -16,17 +16,16 @@ server's own fan-out), and runs ``ws.subscribe(topic, since=...)``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .base import Backplane, HistoryOptions, Message, Position, Recovery, Replay
 from .memory import MemoryBackplane
 
 if TYPE_CHECKING:
     from ..loop import Loop
-    from ..server import ServerConnection
 
-__all__ = ["Relay", "Stamp"]
+__all__ = ["Relay", "Stamp", "Subscriber"]
 
 logger = logging.getLogger("wsfast.backplane")
 
@@ -38,6 +37,20 @@ Stamp = Callable[[Position, Any], Any]
 # Messages held for one recovering client, or while a node fills a gap,
 # at most: beyond, the recovery is given up (and said so).
 _MAX_HELD = 10_000
+
+
+class Subscriber(Hashable, Protocol):
+    """What the relay needs of a server's connection (``wsfast.Server``'s or ``wsfast.aio``'s)."""
+
+    @property
+    def ready_state(self) -> int:
+        """1 while OPEN."""
+
+    def send(self, message: Any) -> object:
+        """Queue one message for the client."""
+
+
+S = TypeVar("S", bound=Subscriber)
 
 
 class _Order:
@@ -61,13 +74,13 @@ class _Catchup:
         self.overflowed = False
 
 
-class Relay:
+class Relay(Generic[S]):
     """The topics of one server across nodes, with history.
 
     Args:
         loop: the server's loop.
         subscribers: the server's live subscribers per topic (the relay adds
-            and removes recovered clients there).
+            and removes recovered clients there); any :class:`Subscriber`.
         fan_out: the server's ``_fan_out(receivers, data) -> count``.
         backplane: what connects the nodes; ``None``: this process only,
             history in memory.
@@ -76,8 +89,8 @@ class Relay:
     def __init__(
         self,
         loop: Loop,
-        subscribers: dict[str, set[ServerConnection]],
-        fan_out: Callable[[list[ServerConnection], Any], int],
+        subscribers: dict[str, set[S]],
+        fan_out: Callable[[list[S], Any], int],
         backplane: Backplane | None,
     ) -> None:
         self.distributed = backplane is not None
@@ -86,7 +99,7 @@ class Relay:
         self._subscribers = subscribers
         self._fan_out = fan_out
         self._orders: dict[str, _Order] = {}
-        self._catchups: dict[str, dict[ServerConnection, _Catchup]] = {}
+        self._catchups: dict[str, dict[S, _Catchup]] = {}
         self.backplane.attach(loop, self._deliver, self._resumed)
 
     def wants(self, topic: str) -> bool:
@@ -117,7 +130,7 @@ class Relay:
 
     def subscribe(
         self,
-        ws: ServerConnection,
+        ws: S,
         topic: str,
         since: Position | None,
         on_recovery: Callable[[Recovery], None] | None,
@@ -135,7 +148,7 @@ class Relay:
         self._catchups.setdefault(topic, {})[ws] = catchup
         self.backplane.replay(topic, since, lambda replay: self._recovered(ws, topic, since, replay, on_recovery))
 
-    def unsubscribed(self, ws: ServerConnection, topic: str) -> None:
+    def unsubscribed(self, ws: S, topic: str) -> None:
         """``ws`` left ``topic`` (the server removed it from its live subscribers)."""
         catchups = self._catchups.get(topic)
         if catchups is not None:
@@ -148,7 +161,7 @@ class Relay:
 
     def _recovered(
         self,
-        ws: ServerConnection,
+        ws: S,
         topic: str,
         since: Position,
         replay: Replay,
