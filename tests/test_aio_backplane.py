@@ -268,9 +268,8 @@ def test_closing_an_aio_node_closes_its_backplane_and_leaks_nothing(run: Runner,
         assert set(threading.enumerate()) == threads  # no helper thread
         assert backplane._commands is not None and backplane._commands.stream is None
         assert backplane._pubsub is not None and backplane._pubsub.stream is None
-        assert server._relay is not None
-        bridge = server._relay.backplane._loop  # type: ignore[attr-defined]
-        assert not bridge._timers and not len(bridge.selector)  # no timer, no socket watched
+        bridge = server._bridge
+        assert bridge is not None and not bridge._timers and not len(bridge.selector)  # no timer, no socket watched
         if not redis_up:
             redis.start()
         await asyncio.sleep(0.3)  # a reconnection timer left behind would fire now
@@ -285,3 +284,18 @@ def test_an_aio_node_refuses_a_bad_backplane_url_naming_it() -> None:
         wsfast.aio.serve(Subscriber(), "127.0.0.1", 0, backplane="http://x")
     with pytest.raises(ValueError, match="unknown option 'outbox'"):
         wsfast.aio.serve(Subscriber(), "127.0.0.1", 0, backplane="redis://127.0.0.1:1/0?outbox=3")
+
+
+def test_a_redis_command_sent_from_a_coroutine_is_answered(run: Runner, redis: Redis) -> None:
+    async def main() -> None:
+        async with aio_node(redis.url) as (server, _):
+            backplane = server.backplane
+            assert isinstance(backplane, RedisBackplane)
+            assert await eventually(lambda: backplane._commands_ready)
+            answered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            assert backplane.command("SET", "greeting", "hello", callback=lambda reply: None)
+            assert backplane.command("GET", "greeting", callback=answered.set_result)
+            # Nothing else happens on the backplane: the commands are written all the same.
+            assert await asyncio.wait_for(answered, TIMEOUT) == b"hello"
+
+    run(main)

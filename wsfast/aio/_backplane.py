@@ -2,18 +2,17 @@
 
 A backplane runs on a :class:`wsfast.loop.Loop`: it registers its sockets
 with ``loop.selector``, writes through :class:`wsfast.loop.Stream` (which
-queues the stream on ``loop._to_flush`` to be written at the end of the
+queues the stream on ``loop._to_flush``, written at the end of the loop
 iteration) and sets timers with ``loop.call_later``. :class:`AsyncioLoop`
-is that much of a ``Loop`` over a running asyncio loop (``add_reader``,
-``add_writer``, ``call_later``, uvloop's too), so one implementation of the
+is that much of a ``Loop`` over the running asyncio loop (``add_reader``,
+``add_writer``, ``call_later``; uvloop's too), so one implementation of the
 relay and of the Redis client serves both servers. Every socket is
 non-blocking and every callback is short: nothing waits on the asyncio loop.
 
-Streams queued for writing are written in a ``call_soon`` callback, so the
-publishes of one loop iteration go out in one system call, as on a
-``Loop``. That callback is armed after each call into the backplane code:
-its readiness and timer callbacks, which :class:`AsyncioLoop` wraps, and the
-server's calls, which go through :class:`OnAsyncio`.
+asyncio cannot run code at the end of an iteration: a backplane that writes
+to a stream calls :meth:`AsyncioLoop.flush_later` (a ``Loop`` has none),
+which writes the queued streams in one ``call_soon`` callback, so the
+publishes of one iteration still go out in one system call.
 """
 
 from __future__ import annotations
@@ -24,12 +23,10 @@ import selectors
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from ..backplane import Backplane, HistoryOptions, Message, Position, Replay
-
 if TYPE_CHECKING:
     from ..loop import Loop, Stream
 
-__all__ = ["AsyncioLoop", "OnAsyncio"]
+__all__ = ["AsyncioLoop"]
 
 logger = logging.getLogger("wsfast.aio.server")
 
@@ -40,9 +37,8 @@ _WRITE = selectors.EVENT_WRITE
 class _Readiness:
     """``Loop.selector``'s ``register``, ``modify`` and ``unregister`` on asyncio's readers and writers."""
 
-    def __init__(self, owner: AsyncioLoop) -> None:
-        self._owner = owner
-        self._loop = owner.asyncio_loop
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._watched: dict[int, int] = {}  # fd -> the events watched
 
     def register(self, fileobj: Any, events: int, callback: Callable[[Any, int], None]) -> None:
@@ -56,14 +52,13 @@ class _Readiness:
         """Watch ``fileobj`` for ``events`` now; 0 watches nothing until the next call."""
         fd = fileobj.fileno()
         watched = self._watched[fd]
-        ready = self._owner.ready
         # Added again when watched already: the callback may be another one.
         if events & _READ:
-            self._loop.add_reader(fd, ready, callback, fileobj, _READ)
+            self._loop.add_reader(fd, callback, fileobj, _READ)
         elif watched & _READ:
             self._loop.remove_reader(fd)
         if events & _WRITE:
-            self._loop.add_writer(fd, ready, callback, fileobj, _WRITE)
+            self._loop.add_writer(fd, callback, fileobj, _WRITE)
         elif watched & _WRITE:
             self._loop.remove_writer(fd)
         self._watched[fd] = events
@@ -100,7 +95,7 @@ class AsyncioLoop:
 
     def __init__(self) -> None:
         self.asyncio_loop = asyncio.get_running_loop()
-        self.selector = _Readiness(self)
+        self.selector = _Readiness(self.asyncio_loop)
         self.read_view = memoryview(bytearray(64 * 1024))
         # Streams with frames to write; each stream holds this very list.
         self._to_flush: list[Stream] = []
@@ -120,26 +115,19 @@ class AsyncioLoop:
 
         def fire() -> None:
             self._timers.discard(handle)
-            self.ready(callback, *args)
+            callback(*args)
 
         handle = self.asyncio_loop.call_later(delay, fire)
         self._timers.add(handle)
         return handle
 
-    def ready(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run backplane code, then have what it wrote written this loop iteration."""
-        try:
-            callback(*args)
-        finally:
-            self.flush_later()
-
     def flush_later(self) -> None:
-        """Write the queued streams in a ``call_soon`` callback (once, however many)."""
+        """Have the queued streams written in a ``call_soon`` callback (one, however many calls)."""
         if self._to_flush and self._flush_handle is None and not self._closed:
             self._flush_handle = self.asyncio_loop.call_soon(self._flush)
 
     def close(self) -> None:
-        """Cancel the timers and stop watching sockets (the backplane is closed first)."""
+        """Cancel the timers and stop watching sockets (close the backplane first)."""
         self._closed = True
         for handle in self._timers:
             handle.cancel()
@@ -162,41 +150,3 @@ class AsyncioLoop:
             except Exception:  # noqa: BLE001 - one bad stream must not stop the others
                 logger.exception("error while writing to %r", stream.sock)
         self.flush_later()  # what an on_drain callback wrote meanwhile
-
-
-class OnAsyncio:
-    """A :class:`~wsfast.backplane.Backplane` driven from the asyncio loop through an :class:`AsyncioLoop`.
-
-    The server's calls go to ``backplane`` as they are; after each one, what
-    it wrote is written this loop iteration.
-
-    Args:
-        backplane: the backplane the user gave (a ``RedisBackplane``, say).
-        loop: the loop it runs on.
-    """
-
-    def __init__(self, backplane: Backplane, loop: AsyncioLoop) -> None:
-        self.backplane = backplane
-        self.node = backplane.node
-        self._loop = loop
-
-    def attach(self, loop: Loop, deliver: Callable[[Message], None], resumed: Callable[[], None]) -> None:
-        self._loop.ready(self.backplane.attach, loop, deliver, resumed)
-
-    def subscribe(self, topic: str) -> None:
-        self._loop.ready(self.backplane.subscribe, topic)
-
-    def unsubscribe(self, topic: str) -> None:
-        self._loop.ready(self.backplane.unsubscribe, topic)
-
-    def publish(self, message: Message, history: HistoryOptions | None) -> None:
-        self._loop.ready(self.backplane.publish, message, history)
-
-    def replay(self, topic: str, since: Position, callback: Callable[[Replay], None]) -> None:
-        self._loop.ready(self.backplane.replay, topic, since, callback)
-
-    def close(self) -> None:
-        try:
-            self.backplane.close()
-        finally:
-            self._loop.close()

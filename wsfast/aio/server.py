@@ -31,7 +31,7 @@ from ..handshake import Request, Response, ServerHandshake
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Role, State
 from ..protocol import Connection as Protocol
 from ..server import Handler, default_http_handler, handshake_policy
-from ._backplane import AsyncioLoop, OnAsyncio
+from ._backplane import AsyncioLoop
 from .connection import DEFAULT_MAX_QUEUE, Connection, encode_message
 
 __all__ = ["AsyncHandler", "Server", "ServerConnection", "serve"]
@@ -303,6 +303,7 @@ class Server:
         self._backplane = from_url(backplane) if isinstance(backplane, str) else backplane
         self._histories: dict[str, tuple[HistoryOptions, Stamp | None]] = {}
         # Made by start(): the backplane connects on the running loop.
+        self._bridge: AsyncioLoop | None = None
         self._relay: Relay[ServerConnection] | None = None
 
     # --- lifetime --------------------------------------------------------------------
@@ -323,9 +324,8 @@ class Server:
                 backlog=self._backlog,
             )
         self._heartbeat = loop.call_later(self._tick_period(), self._tick)
-        bridge = AsyncioLoop()
-        backplane = None if self._backplane is None else OnAsyncio(self._backplane, bridge)
-        self._relay = Relay(bridge.as_loop(), self._topics, self._fan_out, backplane)
+        self._bridge = AsyncioLoop()
+        self._relay = Relay(self._bridge.as_loop(), self._topics, self._fan_out, self._backplane)
         self._relay.histories = self._histories
 
     def _started_relay(self) -> Relay[ServerConnection]:
@@ -361,6 +361,8 @@ class Server:
         finally:
             if self._relay is not None:
                 self._relay.backplane.close()
+            if self._bridge is not None:
+                self._bridge.close()
 
     async def _close_connections(self) -> None:
         if self._heartbeat is not None:
