@@ -299,3 +299,27 @@ def test_a_redis_command_sent_from_a_coroutine_is_answered(run: Runner, redis: R
             assert await asyncio.wait_for(answered, TIMEOUT) == b"hello"
 
     run(main)
+
+
+def test_without_a_backplane_history_and_recovery_work_from_memory(run: Runner) -> None:
+    async def main() -> None:
+        handler = Subscriber()
+        async with wsfast.aio.serve(handler, "127.0.0.1", 0) as server:
+            assert server.backplane is None
+            server.enable_history("feed", 5, stamp=lambda position, text: f"{position} {text}")
+            async with wsfast.aio.connect(url(server, "/feed")) as watcher:
+                for index in range(10):
+                    assert server.publish("feed", f"m{index}") == 0  # delivered once its history keeps it
+                seen = [await watcher.recv(timeout=TIMEOUT) for _ in range(10)]
+            epoch = seen[0].split(":")[0]
+            assert seen == [f"{epoch}:{index + 1} m{index}" for index in range(10)]
+            async with wsfast.aio.connect(url(server, f"/feed?since={epoch}:7")) as client:
+                assert [await client.recv(timeout=TIMEOUT) for _ in range(3)] == seen[7:]
+                server.publish("feed", "live")
+                assert await client.recv(timeout=TIMEOUT) == f"{epoch}:11 live"
+            async with wsfast.aio.connect(url(server, f"/feed?since={epoch}:3")):
+                assert await eventually(lambda: len(handler.recoveries) == 2)
+            assert handler.recoveries[0].recovered and handler.recoveries[0].count == 3
+            assert "offset 3 fell out of the history window (7..11 kept)" in handler.recoveries[1].reason
+
+    run(main)
