@@ -24,7 +24,7 @@ from tests.components import Redis, redis_server
 from tests.servers import running_server
 from tests.timeouts import TIMEOUT
 from wsfast.aio import ServerConnection
-from wsfast.backplane import Position, Recovery, RedisBackplane
+from wsfast.backplane import MemoryBackplane, Position, Recovery, RedisBackplane
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -323,3 +323,13 @@ def test_without_a_backplane_history_and_recovery_work_from_memory(run: Runner) 
             assert "offset 3 fell out of the history window (7..11 kept)" in handler.recoveries[1].reason
 
     run(main)
+
+
+def test_publishing_through_a_backplane_or_a_history_before_the_server_starts_is_refused() -> None:
+    with_history = wsfast.aio.serve(Subscriber(), "127.0.0.1", 0)
+    with_history.enable_history("feed", 10)
+    with_backplane = wsfast.aio.serve(Subscriber(), "127.0.0.1", 0, backplane=MemoryBackplane())
+    for server, topic in ((with_history, "feed"), (with_backplane, "news")):
+        with pytest.raises(RuntimeError, match="the server is not started"):
+            server.publish(topic, "it would be lost")
+    assert with_history.publish("news", "no subscriber anywhere") == 0

@@ -237,3 +237,13 @@ def test_wsfast_serve_history_needs_a_backplane(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["serve", "--history", "10"])
     assert "--history needs --backplane" in capsys.readouterr().err
+
+
+def test_publishes_in_flight_when_the_connection_drops_count_as_unconfirmed_not_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backplane = RedisBackplane("redis://127.0.0.1:1/0")
+    backplane._replies.extend([backplane._published, backplane._published])  # two awaiting their reply
+    backplane._fail_replies()  # what losing the commands connection does
+    assert (backplane.unconfirmed, backplane.errors) == (2, 0)
+    assert "a publish failed" not in caplog.text

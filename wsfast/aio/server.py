@@ -438,10 +438,13 @@ class Server:
         Returns:
             The number of local clients the message was written to; 0 for a
             topic with history (it is delivered once its history keeps it).
+
+        Raises:
+            RuntimeError: the server is not started, and has a backplane or
+                keeps the history of ``topic``.
         """
-        relay = self._relay
-        if relay is not None and relay.wants(topic):
-            return relay.publish(topic, data)
+        if self._backplane is not None or topic in self._histories:
+            return self._started_relay().publish(topic, data)
         subscribers = self._topics.get(topic)
         return self._fan_out(list(subscribers), data) if subscribers else 0
 

@@ -496,7 +496,7 @@ class RedisBackplane:
     def _fail_replies(self) -> None:
         replies, self._replies = self._replies, collections.deque()
         for callback in replies:
-            if callback is self._published:
+            if callback == self._published:  # a bound method: equal, never the same object
                 self.unconfirmed += 1
             elif callback is not None:
                 callback(resp.ReplyError("the connection to Redis was lost"))

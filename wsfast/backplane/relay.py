@@ -8,9 +8,11 @@ server's own fan-out), and runs ``ws.subscribe(topic, since=...)``:
   (offset already delivered) is dropped, a gap (a message lost while the
   subscriber connection was down) is filled from the history first.
 - A recovering client gets the missed messages, then what was published
-  meanwhile (held for it), then joins the live subscribers; never a
-  duplicate nor a gap, or a :class:`~wsfast.backplane.Recovery` that says
-  why not.
+  meanwhile (held for it), then the live ones: never a duplicate nor a gap,
+  or a :class:`~wsfast.backplane.Recovery` that says why not. The history
+  can be ahead of what the node has received live (its subscriber
+  connection lags behind a flood): the client then skips what the replay
+  gave it, and joins the live subscribers at the first message after it.
 """
 
 from __future__ import annotations
@@ -65,13 +67,15 @@ class _Order:
 
 
 class _Catchup:
-    """One client recovering a topic: what is published meanwhile waits here."""
+    """One client recovering a topic: what is published meanwhile waits here
+    until the replay comes; then, ``after``: the last position the client was sent."""
 
-    __slots__ = ("held", "overflowed")
+    __slots__ = ("held", "overflowed", "after")
 
     def __init__(self) -> None:
         self.held: list[Message] = []
         self.overflowed = False
+        self.after: Position | None = None
 
 
 class Relay(Generic[S]):
@@ -188,12 +192,18 @@ class Relay(Generic[S]):
                 sent += 1
         for message in catchup.held:
             position = message.position
-            if not error and position is not None and position.epoch == last.epoch and position.offset <= last.offset:
-                continue  # in the replay already
+            if not error and position is not None and position.epoch == last.epoch:
+                if position.offset <= last.offset:
+                    continue  # in the replay already
+                last = position
             ws.send(self._data(message))
-        self._subscribers.setdefault(topic, set()).add(ws)
         if error:
+            self._subscribers.setdefault(topic, set()).add(ws)
             logger.info("recovery of %r for %s since %s impossible: %s", topic, ws, since, error)
+        else:
+            # Live from the first message after ``last`` (see _send_local).
+            catchup.held, catchup.after = [], last
+            self._catchups.setdefault(topic, {})[ws] = catchup
         if on_recovery is not None:
             on_recovery(Recovery(topic, since, not error, sent, error))
 
@@ -262,11 +272,25 @@ class Relay(Generic[S]):
             self._fan_out(list(subscribers), data)
         catchups = self._catchups.get(topic)
         if catchups:
-            for catchup in catchups.values():
-                if len(catchup.held) < _MAX_HELD:
-                    catchup.held.append(message)
-                else:
-                    catchup.overflowed = True
+            position = message.position
+            joining = []
+            for ws, catchup in catchups.items():
+                after = catchup.after
+                if after is None:  # the replay is on its way
+                    if len(catchup.held) < _MAX_HELD:
+                        catchup.held.append(message)
+                    else:
+                        catchup.overflowed = True
+                elif position is None or position.epoch != after.epoch or position.offset > after.offset:
+                    joining.append(ws)
+                # else: the client has it from the replay already
+            for ws in joining:
+                del catchups[ws]
+                if ws.ready_state == 1:
+                    ws.send(data)
+                    self._subscribers.setdefault(topic, set()).add(ws)
+            if not catchups:
+                del self._catchups[topic]
 
     def _data(self, message: Message) -> Any:
         data: Any = message.payload.decode("utf-8") if message.text else message.payload
