@@ -104,6 +104,23 @@ def test_what_the_replay_gave_is_not_sent_again_when_the_node_receives_it_live()
     assert client.received[-1] == watcher.received[-1] == "5"
 
 
+def test_what_is_published_before_the_nodes_subscription_takes_effect_comes_from_the_history() -> None:
+    """The node subscribes on Redis as the client recovers: what another node publishes
+    between the replay and the subscription never comes live, and is fetched."""
+    relay, backplane, subscribers = relay_with_history()
+    client = Client()
+    relay.subscribe(client, "t", Position("e", 1), None)  # type: ignore[arg-type]
+    _, answer = backplane.replays[0]
+    answer(Replay([message(2)], Position("e", 2)))
+    backplane.deliver(message(5))  # 3 and 4 were published before the subscription took effect
+    assert client.received == ["2"]  # 5 waits for them
+    since, answer = backplane.replays[1]
+    assert since == Position("e", 2)
+    answer(Replay([message(3), message(4), message(5)], Position("e", 5)))
+    backplane.deliver(message(6))
+    assert client.received == ["2", "3", "4", "5", "6"] and client in subscribers["t"]
+
+
 def test_a_node_drops_duplicates_and_fills_a_gap_before_going_on() -> None:
     relay, backplane, subscribers = relay_with_history()
     client = Client()

@@ -13,10 +13,13 @@ server's own fan-out), and runs ``ws.subscribe(topic, since=...)``:
   can be ahead of what the node has received live (its subscriber
   connection lags behind a flood): the client then skips what the replay
   gave it, and joins the live subscribers at the first message after it.
+  Or behind: what was published before the node's subscription took effect
+  never comes live, and is fetched from the history first.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -272,25 +275,40 @@ class Relay(Generic[S]):
             self._fan_out(list(subscribers), data)
         catchups = self._catchups.get(topic)
         if catchups:
-            position = message.position
-            joining = []
-            for ws, catchup in catchups.items():
-                after = catchup.after
-                if after is None:  # the replay is on its way
-                    if len(catchup.held) < _MAX_HELD:
-                        catchup.held.append(message)
-                    else:
-                        catchup.overflowed = True
-                elif position is None or position.epoch != after.epoch or position.offset > after.offset:
-                    joining.append(ws)
-                # else: the client has it from the replay already
-            for ws in joining:
-                del catchups[ws]
-                if ws.ready_state == 1:
-                    ws.send(data)
-                    self._subscribers.setdefault(topic, set()).add(ws)
-            if not catchups:
-                del self._catchups[topic]
+            self._catch_up(topic, catchups, message, data)
+
+    def _catch_up(self, topic: str, catchups: dict[S, _Catchup], message: Message, data: Any) -> None:
+        """Hold ``message`` for the clients whose replay is on its way; let the
+        recovered ones that it follows join the live subscribers."""
+        position = message.position
+        joining = []
+        behind = []
+        for ws, catchup in catchups.items():
+            after = catchup.after
+            if after is None:  # the replay is on its way
+                if len(catchup.held) < _MAX_HELD:
+                    catchup.held.append(message)
+                else:
+                    catchup.overflowed = True
+            elif position is None or position.epoch != after.epoch or position.offset == after.offset + 1:
+                joining.append(ws)
+            elif position.offset > after.offset:
+                # Published before this node's subscription took effect on the
+                # backplane: it never came live, the history has it.
+                behind.append(ws)
+            # else: the client has it from the replay already
+        for ws in joining:
+            del catchups[ws]
+            if ws.ready_state == 1:
+                ws.send(data)
+                self._subscribers.setdefault(topic, set()).add(ws)
+        for ws in behind:
+            catchup = catchups[ws]
+            since, catchup.after, catchup.held = catchup.after, None, [message]
+            assert since is not None
+            self.backplane.replay(topic, since, functools.partial(self._recovered, ws, topic, since, on_recovery=None))
+        if not self._catchups.get(topic):
+            self._catchups.pop(topic, None)
 
     def _data(self, message: Message) -> Any:
         data: Any = message.payload.decode("utf-8") if message.text else message.payload
