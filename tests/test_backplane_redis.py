@@ -147,6 +147,8 @@ def test_recovery_on_redis_refuses_another_epoch_and_an_offset_out_of_the_window
     with nodes(redis.url, 2, history={"feed": 5}) as (a, b):
         for index in range(10):
             a.publish("feed", b"m%d" % index)
+        # Published means queued: wait until Redis has run the tenth.
+        assert wait_until(lambda: redis.client().get("wsfast:{feed}:offset") == b"10")  # type: ignore[attr-defined]
         epoch = redis.client().get("wsfast:{feed}:epoch").decode()  # type: ignore[attr-defined]
         recoveries: list[Recovery] = []
         clients = [
