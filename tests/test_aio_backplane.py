@@ -208,6 +208,7 @@ def test_an_aio_node_says_when_recovery_is_impossible(run: Runner, redis: Redis)
                     handler.recoveries.clear()
                     assert (recovery.recovered, recovery.count, recovery.reason) == (not reason, 0, reason)
                     # Recovered or not, the client is subscribed to what comes next.
+                    assert await eventually(lambda: numsub(redis, "feed") == 1)
                     server.publish("feed", b"live")
                     assert await ws.recv(timeout=TIMEOUT) == struct.pack(">Q", live) + b"live"
 
