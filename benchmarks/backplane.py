@@ -6,8 +6,9 @@ Usage::
 
 Setups, each in fresh processes: one node without a backplane (the
 baseline), then 1, 2 and 3 nodes on one redis-server (started here on a free
-127.0.0.1 port, no persistence). Every node has one subscriber, a separate
-process; node 1 publishes. Two runs per setup:
+127.0.0.1 port, no persistence), then 1 and 2 ``wsfast.aio`` nodes (uvloop
+when installed) on it. Every node has one subscriber, a separate process;
+node 1 publishes. Two runs per setup:
 
 - flood: node 1 publishes ``--messages`` messages as fast as its loop can
   (256 per iteration); the figure is messages/s received by the slowest
@@ -27,6 +28,7 @@ the kernel's; on a real network add its round trip to the cross-node latency.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ except ImportError:  # a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import wsfast
 
+import wsfast.aio
 from wsfast.server import Handler, Server, ServerConnection
 
 TOPIC = "bench"
@@ -59,10 +62,16 @@ TIMEOUT = 60.0
 
 
 class BenchNode(Handler):
-    """Subscribes every client but the controller; publishes on ``publish N RATE SIZE``."""
+    """Subscribes every client but the controller; publishes on ``publish N RATE SIZE``.
 
-    def __init__(self, server: Server) -> None:
+    Args:
+        server: a ``wsfast.Server`` or a ``wsfast.aio.Server`` (set before the first message).
+        call_later: the server loop's ``call_later(delay, callback, *args)``.
+    """
+
+    def __init__(self, server: Any, call_later: Callable[..., Any]) -> None:
         self.server = server
+        self.call_later = call_later
 
     def on_open(self, ws: ServerConnection) -> None:
         if ws.request is not None and ws.request.path == "/subscribe":
@@ -83,14 +92,42 @@ class BenchNode(Handler):
             publish(TOPIC, STAMP.pack(sequence, time.monotonic_ns()) + padding)
             sequence += 1
         if sequence < count:
-            self.server.call_later(0.0005 if rate else 0.0, self._publish, sequence, count, rate, size, started)
+            self.call_later(0.0005 if rate else 0.0, self._publish, sequence, count, rate, size, started)
 
 
-def run_node(port: int, backplane: str) -> None:
+def run_node(port: int, backplane: str, kind: str = "thread") -> None:
+    if kind == "aio":
+        asyncio_loop().run_until_complete(run_aio_node(port, backplane))
+        return
     server = Server(host="127.0.0.1", port=port, backplane=backplane or None, ping_interval=None)
-    server.handler = BenchNode(server)
+    server.handler = BenchNode(server, server.call_later)
     print("ready", flush=True)
     server.serve_forever()
+
+
+def asyncio_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (as ``wsfast.aio``'s benchmarks run), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def asyncio_loop_name() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+async def run_aio_node(port: int, backplane: str) -> None:
+    handler = BenchNode(None, asyncio.get_running_loop().call_later)
+    async with wsfast.aio.serve(handler, "127.0.0.1", port, backplane=backplane or None, ping_interval=None) as server:
+        handler.server = server
+        print("ready", flush=True)
+        await server.wait_closed()
 
 
 def run_subscriber(url: str, count: int) -> None:
@@ -199,9 +236,9 @@ def subscribed_on_redis(redis_url: str, nodes: int) -> bool:
 
 
 def run_setup(
-    nodes: int, redis: tuple[str, int] | None, count: int, rate: float, size: int
+    nodes: int, redis: tuple[str, int] | None, count: int, rate: float, size: int, kind: str = "thread"
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """One publish run: ``nodes`` nodes, one subscriber each.
+    """One publish run: ``nodes`` nodes of ``kind`` (``thread``: ``wsfast.Server``; ``aio``), one subscriber each.
 
     Returns:
         Each subscriber's JSON, and the CPU seconds spent during the run by
@@ -209,7 +246,7 @@ def run_setup(
     """
     redis_url, redis_pid = redis if redis is not None else ("", 0)
     ports = [free_port() for _ in range(nodes)]
-    servers = [spawn("node", str(port), redis_url) for port in ports]
+    servers = [spawn("node", str(port), redis_url, kind) for port in ports]
     subscribers: list[subprocess.Popen[str]] = []
     try:
         subscribers = [spawn("subscribe", f"ws://127.0.0.1:{port}/subscribe", str(count)) for port in ports]
@@ -237,17 +274,19 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
-def measure(label: str, nodes: int, redis: tuple[str, int] | None, args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    label: str, nodes: int, redis: tuple[str, int] | None, args: argparse.Namespace, kind: str = "thread"
+) -> dict[str, Any]:
     """The best of ``args.repeat`` flood runs, then one paced run."""
     best: dict[str, Any] = {"msg/s": 0.0}
     for _ in range(args.repeat):
-        flood, cpu = run_setup(nodes, redis, args.messages, 0.0, args.size)
+        flood, cpu = run_setup(nodes, redis, args.messages, 0.0, args.size, kind)
         slowest = min(r["received"] / max(1e-9, (r["last"] - r["first_stamp"]) / 1e9) for r in flood)
         if slowest > best["msg/s"]:
             lost = sum(args.messages - r["received"] for r in flood)
             subscribers = max(r["cpu"] for r in flood)
             best = {"msg/s": slowest, "lost": lost, "cpu": cpu, "subscriber cpu": subscribers}
-    paced, _ = run_setup(nodes, redis, args.messages // 10, args.rate, args.size)
+    paced, _ = run_setup(nodes, redis, args.messages // 10, args.rate, args.size, kind)
     local = paced[0]["ns"]
     remote = [ns for r in paced[1:] for ns in r["ns"]]
     return {
@@ -263,7 +302,7 @@ def measure(label: str, nodes: int, redis: tuple[str, int] | None, args: argpars
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["node"]:
-        run_node(int(argv[1]), argv[2])
+        run_node(int(argv[1]), argv[2], argv[3])
         return 0
     if argv[:1] == ["subscribe"]:
         run_subscriber(argv[1], int(argv[2]))
@@ -280,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     with redis_server() as redis:
         for nodes in (1, 2, 3):
             rows.append(measure(f"{nodes} node{'s' * (nodes > 1)}, Redis", nodes, redis, args))
+        aio = f"wsfast.aio on {asyncio_loop_name()}"
+        for nodes in (1, 2):
+            rows.append(measure(f"{nodes} node{'s' * (nodes > 1)}, Redis, {aio}", nodes, redis, args, "aio"))
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores. "

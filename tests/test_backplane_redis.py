@@ -147,6 +147,8 @@ def test_recovery_on_redis_refuses_another_epoch_and_an_offset_out_of_the_window
     with nodes(redis.url, 2, history={"feed": 5}) as (a, b):
         for index in range(10):
             a.publish("feed", b"m%d" % index)
+        # Published means queued: wait until Redis has run the tenth.
+        assert wait_until(lambda: redis.client().get("wsfast:{feed}:offset") == b"10")  # type: ignore[attr-defined]
         epoch = redis.client().get("wsfast:{feed}:epoch").decode()  # type: ignore[attr-defined]
         recoveries: list[Recovery] = []
         clients = [
@@ -237,3 +239,13 @@ def test_wsfast_serve_history_needs_a_backplane(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         main(["serve", "--history", "10"])
     assert "--history needs --backplane" in capsys.readouterr().err
+
+
+def test_publishes_in_flight_when_the_connection_drops_count_as_unconfirmed_not_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backplane = RedisBackplane("redis://127.0.0.1:1/0")
+    backplane._replies.extend([backplane._published, backplane._published])  # two awaiting their reply
+    backplane._fail_replies()  # what losing the commands connection does
+    assert (backplane.unconfirmed, backplane.errors) == (2, 0)
+    assert "a publish failed" not in caplog.text

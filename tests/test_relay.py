@@ -84,6 +84,43 @@ def test_what_is_published_during_a_recovery_is_sent_once_after_the_replay() -> 
     assert client.received[-1] == "7" and client in subscribers["t"]
 
 
+def test_what_the_replay_gave_is_not_sent_again_when_the_node_receives_it_live() -> None:
+    """A node's subscriber connection can lag behind the history (a busy node, a flood):
+    the replay then holds messages that the node receives live only afterwards."""
+    relay, backplane, subscribers = relay_with_history()
+    watcher = Client()
+    relay.subscribe(watcher, "t", None, None)  # type: ignore[arg-type]
+    backplane.deliver(message(1))
+    client = Client()
+    relay.subscribe(client, "t", Position("e", 1), None)  # type: ignore[arg-type]
+    _, answer = backplane.replays[0]
+    answer(Replay([message(2), message(3)], Position("e", 3)))  # ahead of the node's live stream
+    for offset in (2, 3, 4):
+        backplane.deliver(message(offset))
+    assert client.received == ["2", "3", "4"]
+    assert watcher.received == ["1", "2", "3", "4"]
+    assert client in subscribers["t"]  # live from now on, framed with the others
+    backplane.deliver(message(5))
+    assert client.received[-1] == watcher.received[-1] == "5"
+
+
+def test_what_is_published_before_the_nodes_subscription_takes_effect_comes_from_the_history() -> None:
+    """The node subscribes on Redis as the client recovers: what another node publishes
+    between the replay and the subscription never comes live, and is fetched."""
+    relay, backplane, subscribers = relay_with_history()
+    client = Client()
+    relay.subscribe(client, "t", Position("e", 1), None)  # type: ignore[arg-type]
+    _, answer = backplane.replays[0]
+    answer(Replay([message(2)], Position("e", 2)))
+    backplane.deliver(message(5))  # 3 and 4 were published before the subscription took effect
+    assert client.received == ["2"]  # 5 waits for them
+    since, answer = backplane.replays[1]
+    assert since == Position("e", 2)
+    answer(Replay([message(3), message(4), message(5)], Position("e", 5)))
+    backplane.deliver(message(6))
+    assert client.received == ["2", "3", "4", "5", "6"] and client in subscribers["t"]
+
+
 def test_a_node_drops_duplicates_and_fills_a_gap_before_going_on() -> None:
     relay, backplane, subscribers = relay_with_history()
     client = Client()

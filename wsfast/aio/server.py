@@ -5,6 +5,11 @@ It takes the options of :class:`wsfast.Server` and checks them the same way
 ``async def handler(ws)``, run as one task per connection, or a
 :class:`wsfast.Handler` whose callbacks run in the loop with no task per
 message. A published message is framed once for all its subscribers.
+
+With ``backplane=``, topics reach every node on it (``wsfast.aio`` nodes and
+:class:`wsfast.Server` nodes alike) through the same
+:class:`~wsfast.backplane.Relay` and backplane code as :class:`wsfast.Server`'s,
+run on the asyncio loop (see ``wsfast/aio/_backplane.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..backplane import Backplane, HistoryOptions, Position, Recovery, Relay, Stamp, from_url
 from ..events import Closed, HandshakeFailed, Opened
 from ..exceptions import ConnectionClosed
 from ..extensions import PerMessageDeflate
@@ -25,6 +31,7 @@ from ..handshake import Request, Response, ServerHandshake
 from ..protocol import DEFAULT_MAX_MESSAGE_SIZE, Role, State
 from ..protocol import Connection as Protocol
 from ..server import Handler, default_http_handler, handshake_policy
+from ._backplane import AsyncioLoop
 from .connection import DEFAULT_MAX_QUEUE, Connection, encode_message
 
 __all__ = ["AsyncHandler", "Server", "ServerConnection", "serve"]
@@ -75,19 +82,38 @@ class ServerConnection(Connection):
             self.server._corked.append(self)
         self._corked.append(frame)
 
-    def subscribe(self, topic: str) -> None:
-        """Receive what :meth:`Server.publish` sends to ``topic``."""
+    def subscribe(
+        self,
+        topic: str,
+        *,
+        since: Position | None = None,
+        on_recovery: Callable[[Recovery], None] | None = None,
+    ) -> None:
+        """Receive what :meth:`Server.publish` sends to ``topic``, on any node.
+
+        Args:
+            topic: the topic.
+            since: the position of the last message the client saw (a topic
+                with history, see :meth:`Server.enable_history`): first send
+                every message published after it, in order, then the live ones.
+            on_recovery: called with the :class:`~wsfast.backplane.Recovery`
+                once the missed messages are written, or recovery proved
+                impossible (the client is subscribed either way).
+        """
         self.topics.add(topic)
-        self.server._topics.setdefault(topic, set()).add(self)
+        self.server._started_relay().subscribe(self, topic, since, on_recovery)
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""
         self.topics.discard(topic)
-        subscribers = self.server._topics.get(topic)
+        server = self.server
+        subscribers = server._topics.get(topic)
         if subscribers is not None:
             subscribers.discard(self)
             if not subscribers:
-                del self.server._topics[topic]
+                del server._topics[topic]
+        if server._relay is not None:
+            server._relay.unsubscribed(self, topic)
 
     # --- driven by the transport -------------------------------------------------
 
@@ -213,6 +239,7 @@ class Server:
         reuse_port: bool = False,
         backlog: int = 1024,
         sock: socket.socket | None = None,
+        backplane: str | Backplane | None = None,
     ) -> None:
         """Take the options of :class:`wsfast.Server`, and these.
 
@@ -220,9 +247,15 @@ class Server:
             handler: ``async def handler(ws)`` or a :class:`wsfast.Handler`.
             max_queue: messages received and held for ``recv()`` (async
                 handlers) before reading from that client pauses.
+            backplane: carry topics to every node on it, as for
+                :class:`wsfast.Server`: a URL (``redis://host:port/db``, see
+                :class:`~wsfast.backplane.RedisBackplane`) or a
+                :class:`~wsfast.backplane.Backplane`; ``None``: this process
+                only. It runs on the asyncio loop from :meth:`start` on, and
+                is closed by :meth:`close`.
 
         Raises:
-            ValueError: an option is out of range.
+            ValueError: an option is out of range, or the backplane URL is invalid.
             TypeError: ``handler`` is neither callable nor a Handler.
         """
         self.handshake: ServerHandshake = handshake_policy(
@@ -267,6 +300,11 @@ class Server:
         self._heartbeat: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._backplane = from_url(backplane) if isinstance(backplane, str) else backplane
+        self._histories: dict[str, tuple[HistoryOptions, Stamp | None]] = {}
+        # Made by start(): the backplane connects on the running loop.
+        self._bridge: AsyncioLoop | None = None
+        self._relay: Relay[ServerConnection] | None = None
 
     # --- lifetime --------------------------------------------------------------------
 
@@ -286,6 +324,14 @@ class Server:
                 backlog=self._backlog,
             )
         self._heartbeat = loop.call_later(self._tick_period(), self._tick)
+        self._bridge = AsyncioLoop()
+        self._relay = Relay(self._bridge.as_loop(), self._topics, self._fan_out, self._backplane)
+        self._relay.histories = self._histories
+
+    def _started_relay(self) -> Relay[ServerConnection]:
+        if self._relay is None:
+            raise RuntimeError("the server is not started: use 'async with serve(...)'")
+        return self._relay
 
     def close(self) -> None:
         """Start shutting down: stop listening and close every client (1001) after its queued data."""
@@ -310,6 +356,15 @@ class Server:
         await self.wait_closed()
 
     async def _shutdown(self) -> None:
+        try:
+            await self._close_connections()
+        finally:
+            if self._relay is not None:
+                self._relay.backplane.close()
+            if self._bridge is not None:
+                self._bridge.close()
+
+    async def _close_connections(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         if self._listener is not None:
@@ -348,15 +403,48 @@ class Server:
 
     # --- publishing --------------------------------------------------------------------
 
+    @property
+    def backplane(self) -> Backplane | None:
+        """The backplane given to :func:`serve` (``None``: this process only)."""
+        return self._backplane
+
+    def enable_history(self, topic: str, size: int, *, ttl: float | None = None, stamp: Stamp | None = None) -> None:
+        """Keep the last ``size`` messages of ``topic``, for ``ws.subscribe(topic, since=...)``.
+
+        As :meth:`wsfast.Server.enable_history`: each message then gets a
+        :class:`~wsfast.backplane.Position`, assigned by the backplane (in
+        memory without one). Call before publishing, on every node.
+
+        Args:
+            topic: the topic.
+            size: how many messages to keep, >= 1.
+            ttl: forget the history (and start a new epoch) this many seconds
+                after the last publish; ``None``: never.
+            stamp: ``stamp(position, data) -> data``: what clients receive,
+                so that they learn each message's position.
+
+        Raises:
+            ValueError: ``size`` or ``ttl`` is out of range.
+        """
+        self._histories[topic] = (HistoryOptions(size, ttl), stamp)
+
     def publish(self, topic: str, data: str | Any) -> int:
-        """Send ``data`` to every client subscribed to ``topic``.
+        """Send ``data`` to every client subscribed to ``topic``, on every node of the backplane.
 
         The frame is built once and written as is to every subscriber
-        (clients with compression get their own compressed copy).
+        (clients with compression get their own compressed copy). Call it in
+        the loop's thread.
 
         Returns:
-            The number of clients the message was written to.
+            The number of local clients the message was written to; 0 for a
+            topic with history (it is delivered once its history keeps it).
+
+        Raises:
+            RuntimeError: the server is not started, and has a backplane or
+                keeps the history of ``topic``.
         """
+        if self._backplane is not None or topic in self._histories:
+            return self._started_relay().publish(topic, data)
         subscribers = self._topics.get(topic)
         return self._fan_out(list(subscribers), data) if subscribers else 0
 

@@ -144,6 +144,9 @@ class _Link:
         self.stream: Stream | None = None
         self._connecting: socket.socket | None = None
         self._reader = resp.reader()
+        # A Loop writes its streams at the end of each iteration; wsfast.aio's
+        # AsyncioLoop cannot see the end of one, and is told to instead.
+        self._flush_later: Callable[[], None] | None = getattr(loop, "flush_later", None)
 
     @property
     def queued(self) -> int:
@@ -176,6 +179,8 @@ class _Link:
     def send(self, buffers: list[bytes], size: int = -1) -> None:
         assert self.stream is not None
         self.stream.write(buffers, size=size)
+        if self._flush_later is not None:
+            self._flush_later()
 
     def close(self) -> None:
         if self._connecting is not None:
@@ -491,7 +496,7 @@ class RedisBackplane:
     def _fail_replies(self) -> None:
         replies, self._replies = self._replies, collections.deque()
         for callback in replies:
-            if callback is self._published:
+            if callback == self._published:  # a bound method: equal, never the same object
                 self.unconfirmed += 1
             elif callback is not None:
                 callback(resp.ReplyError("the connection to Redis was lost"))

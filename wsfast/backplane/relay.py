@@ -8,25 +8,29 @@ server's own fan-out), and runs ``ws.subscribe(topic, since=...)``:
   (offset already delivered) is dropped, a gap (a message lost while the
   subscriber connection was down) is filled from the history first.
 - A recovering client gets the missed messages, then what was published
-  meanwhile (held for it), then joins the live subscribers; never a
-  duplicate nor a gap, or a :class:`~wsfast.backplane.Recovery` that says
-  why not.
+  meanwhile (held for it), then the live ones: never a duplicate nor a gap,
+  or a :class:`~wsfast.backplane.Recovery` that says why not. The history
+  can be ahead of what the node has received live (its subscriber
+  connection lags behind a flood): the client then skips what the replay
+  gave it, and joins the live subscribers at the first message after it.
+  Or behind: what was published before the node's subscription took effect
+  never comes live, and is fetched from the history first.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .base import Backplane, HistoryOptions, Message, Position, Recovery, Replay
 from .memory import MemoryBackplane
 
 if TYPE_CHECKING:
     from ..loop import Loop
-    from ..server import ServerConnection
 
-__all__ = ["Relay", "Stamp"]
+__all__ = ["Relay", "Stamp", "Subscriber"]
 
 logger = logging.getLogger("wsfast.backplane")
 
@@ -38,6 +42,20 @@ Stamp = Callable[[Position, Any], Any]
 # Messages held for one recovering client, or while a node fills a gap,
 # at most: beyond, the recovery is given up (and said so).
 _MAX_HELD = 10_000
+
+
+class Subscriber(Hashable, Protocol):
+    """What the relay needs of a server's connection (``wsfast.Server``'s or ``wsfast.aio``'s)."""
+
+    @property
+    def ready_state(self) -> int:
+        """1 while OPEN."""
+
+    def send(self, message: Any) -> object:
+        """Queue one message for the client."""
+
+
+S = TypeVar("S", bound=Subscriber)
 
 
 class _Order:
@@ -52,22 +70,24 @@ class _Order:
 
 
 class _Catchup:
-    """One client recovering a topic: what is published meanwhile waits here."""
+    """One client recovering a topic: what is published meanwhile waits here
+    until the replay comes; then, ``after``: the last position the client was sent."""
 
-    __slots__ = ("held", "overflowed")
+    __slots__ = ("held", "overflowed", "after")
 
     def __init__(self) -> None:
         self.held: list[Message] = []
         self.overflowed = False
+        self.after: Position | None = None
 
 
-class Relay:
+class Relay(Generic[S]):
     """The topics of one server across nodes, with history.
 
     Args:
         loop: the server's loop.
         subscribers: the server's live subscribers per topic (the relay adds
-            and removes recovered clients there).
+            and removes recovered clients there); any :class:`Subscriber`.
         fan_out: the server's ``_fan_out(receivers, data) -> count``.
         backplane: what connects the nodes; ``None``: this process only,
             history in memory.
@@ -76,8 +96,8 @@ class Relay:
     def __init__(
         self,
         loop: Loop,
-        subscribers: dict[str, set[ServerConnection]],
-        fan_out: Callable[[list[ServerConnection], Any], int],
+        subscribers: dict[str, set[S]],
+        fan_out: Callable[[list[S], Any], int],
         backplane: Backplane | None,
     ) -> None:
         self.distributed = backplane is not None
@@ -86,7 +106,7 @@ class Relay:
         self._subscribers = subscribers
         self._fan_out = fan_out
         self._orders: dict[str, _Order] = {}
-        self._catchups: dict[str, dict[ServerConnection, _Catchup]] = {}
+        self._catchups: dict[str, dict[S, _Catchup]] = {}
         self.backplane.attach(loop, self._deliver, self._resumed)
 
     def wants(self, topic: str) -> bool:
@@ -117,7 +137,7 @@ class Relay:
 
     def subscribe(
         self,
-        ws: ServerConnection,
+        ws: S,
         topic: str,
         since: Position | None,
         on_recovery: Callable[[Recovery], None] | None,
@@ -135,7 +155,7 @@ class Relay:
         self._catchups.setdefault(topic, {})[ws] = catchup
         self.backplane.replay(topic, since, lambda replay: self._recovered(ws, topic, since, replay, on_recovery))
 
-    def unsubscribed(self, ws: ServerConnection, topic: str) -> None:
+    def unsubscribed(self, ws: S, topic: str) -> None:
         """``ws`` left ``topic`` (the server removed it from its live subscribers)."""
         catchups = self._catchups.get(topic)
         if catchups is not None:
@@ -148,7 +168,7 @@ class Relay:
 
     def _recovered(
         self,
-        ws: ServerConnection,
+        ws: S,
         topic: str,
         since: Position,
         replay: Replay,
@@ -175,12 +195,18 @@ class Relay:
                 sent += 1
         for message in catchup.held:
             position = message.position
-            if not error and position is not None and position.epoch == last.epoch and position.offset <= last.offset:
-                continue  # in the replay already
+            if not error and position is not None and position.epoch == last.epoch:
+                if position.offset <= last.offset:
+                    continue  # in the replay already
+                last = position
             ws.send(self._data(message))
-        self._subscribers.setdefault(topic, set()).add(ws)
         if error:
+            self._subscribers.setdefault(topic, set()).add(ws)
             logger.info("recovery of %r for %s since %s impossible: %s", topic, ws, since, error)
+        else:
+            # Live from the first message after ``last`` (see _send_local).
+            catchup.held, catchup.after = [], last
+            self._catchups.setdefault(topic, {})[ws] = catchup
         if on_recovery is not None:
             on_recovery(Recovery(topic, since, not error, sent, error))
 
@@ -249,11 +275,40 @@ class Relay:
             self._fan_out(list(subscribers), data)
         catchups = self._catchups.get(topic)
         if catchups:
-            for catchup in catchups.values():
+            self._catch_up(topic, catchups, message, data)
+
+    def _catch_up(self, topic: str, catchups: dict[S, _Catchup], message: Message, data: Any) -> None:
+        """Hold ``message`` for the clients whose replay is on its way; let the
+        recovered ones that it follows join the live subscribers."""
+        position = message.position
+        joining = []
+        behind = []
+        for ws, catchup in catchups.items():
+            after = catchup.after
+            if after is None:  # the replay is on its way
                 if len(catchup.held) < _MAX_HELD:
                     catchup.held.append(message)
                 else:
                     catchup.overflowed = True
+            elif position is None or position.epoch != after.epoch or position.offset == after.offset + 1:
+                joining.append(ws)
+            elif position.offset > after.offset:
+                # Published before this node's subscription took effect on the
+                # backplane: it never came live, the history has it.
+                behind.append(ws)
+            # else: the client has it from the replay already
+        for ws in joining:
+            del catchups[ws]
+            if ws.ready_state == 1:
+                ws.send(data)
+                self._subscribers.setdefault(topic, set()).add(ws)
+        for ws in behind:
+            catchup = catchups[ws]
+            since, catchup.after, catchup.held = catchup.after, None, [message]
+            assert since is not None
+            self.backplane.replay(topic, since, functools.partial(self._recovered, ws, topic, since, on_recovery=None))
+        if not self._catchups.get(topic):
+            self._catchups.pop(topic, None)
 
     def _data(self, message: Message) -> Any:
         data: Any = message.payload.decode("utf-8") if message.text else message.payload
