@@ -58,6 +58,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from wsfast import kernels
+from wsfast.adapters import _websockets_protocol as _protocol
 from wsfast.adapters._patch import Patcher, Site, compiled, mark
 
 __all__ = [
@@ -72,6 +73,9 @@ __all__ = [
 ]
 
 SITES = (
+    Site("websockets.protocol", "Protocol.receive_data"),
+    Site("websockets.protocol", "Protocol.send_text"),
+    Site("websockets.protocol", "Protocol.send_binary"),
     Site("websockets.frames", "Frame.parse"),
     Site("websockets.frames", "Frame.serialize"),
     Site("websockets.frames", "apply_mask"),
@@ -199,6 +203,12 @@ def make_serialize(original: Any) -> Any:
 
 
 def _replacement(site: Site, original: Any) -> Any:
+    if site.attribute == "Protocol.receive_data":
+        return _protocol.make_receive_data(original)
+    if site.attribute == "Protocol.send_text":
+        return _protocol.make_send_data_frame(original, 1)
+    if site.attribute == "Protocol.send_binary":
+        return _protocol.make_send_data_frame(original, 2)
     if site.attribute == "Frame.parse":
         return make_parse(original)
     if site.attribute == "Frame.serialize":
