@@ -58,6 +58,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from wsfast import kernels
+from wsfast.adapters import _websockets_asyncio as _asyncio
 from wsfast.adapters import _websockets_protocol as _protocol
 from wsfast.adapters._patch import Patcher, Site, compiled, mark
 
@@ -76,6 +77,8 @@ SITES = (
     Site("websockets.protocol", "Protocol.receive_data"),
     Site("websockets.protocol", "Protocol.send_text"),
     Site("websockets.protocol", "Protocol.send_binary"),
+    Site("websockets.asyncio.connection", "Connection.send", required=False),
+    Site("websockets.asyncio.connection", "Connection.recv", required=False),
     Site("websockets.frames", "Frame.parse"),
     Site("websockets.frames", "Frame.serialize"),
     Site("websockets.frames", "apply_mask"),
@@ -209,6 +212,10 @@ def _replacement(site: Site, original: Any) -> Any:
         return _protocol.make_send_data_frame(original, 1)
     if site.attribute == "Protocol.send_binary":
         return _protocol.make_send_data_frame(original, 2)
+    if site.attribute == "Connection.send":
+        return _asyncio.make_send(original)
+    if site.attribute == "Connection.recv":
+        return _asyncio.make_recv(original)
     if site.attribute == "Frame.parse":
         return make_parse(original)
     if site.attribute == "Frame.serialize":
