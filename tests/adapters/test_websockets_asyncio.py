@@ -52,7 +52,8 @@ def _closed(exc: ConnectionClosed) -> tuple[Any, ...]:
     def close(frame: Any) -> Any:
         return None if frame is None else (frame.code, frame.reason)
 
-    return (type(exc).__name__, close(exc.rcvd), close(exc.sent), exc.rcvd_then_sent)
+    cause = exc.__cause__
+    return (type(exc).__name__, close(exc.rcvd), close(exc.sent), exc.rcvd_then_sent, cause.__class__.__name__)
 
 
 async def _echo(ws: ServerConnection, seen: list[Any]) -> None:

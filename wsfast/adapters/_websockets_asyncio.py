@@ -79,8 +79,7 @@ def make_send(original: Any) -> Any:
             raise
         except Exception as exc:
             self.logger.error("unexpected internal error", exc_info=True)
-            self.set_connection_exc(exc)
-            await _abort(self)
+            await _abort(self, exc)
         try:
             self.send_data()
             if self.paused or self.transport.is_closing():
@@ -88,18 +87,27 @@ def make_send(original: Any) -> Any:
         except Exception as exc:
             if self.debug:
                 self.logger.debug("! error while sending data", exc_info=True)
-            self.set_connection_exc(exc)
-            await _abort(self)
+            await _abort(self, exc)
 
     send.__qualname__ = "Connection.send"
     return mark(send, original)
 
 
-async def _abort(connection: Any) -> None:
-    """What ``send_context()`` does after an error: abort, wait for the connection to be lost, raise."""
+async def _abort(connection: Any, exc: Exception) -> None:
+    """What ``send_context()`` does after an error: abort, wait for the connection to be lost, raise.
+
+    websockets 17.1 and later record ``exc`` as the connection's
+    ``connection_exc`` (the cause of every later ``ConnectionClosed``);
+    17.0 chains it to this ``ConnectionClosed`` only.
+    """
+    if hasattr(connection, "set_connection_exc"):
+        connection.set_connection_exc(exc)
+        connection.transport.abort()
+        await asyncio.shield(connection.connection_lost_waiter)
+        raise connection.close_exc
     connection.transport.abort()
     await asyncio.shield(connection.connection_lost_waiter)
-    raise connection.close_exc
+    raise connection.protocol.close_exc from exc
 
 
 def make_recv(original: Any) -> Any:
