@@ -1066,7 +1066,10 @@ def verify(suite: Suite, counts: Counts, accelerated: bool, work: Path) -> tuple
         for key, value in entry.get("calls", {}).items():
             calls[key] = calls.get(key, 0) + value
     adapter = suite.library.adapter.rpartition(".")[2]
-    own_calls = {key: value for key, value in calls.items() if key.startswith((adapter + ".", "_utf8."))}
+    # An adapter's own module, its private helpers (``_websockets_protocol``) and the shared UTF-8 module.
+    own_calls = {
+        key: value for key, value in calls.items() if key.startswith((adapter + ".", f"_{adapter}_", "_utf8."))
+    }
     if accelerated:
         inactive = [entry["pid"] for entry in users if not entry["libraries"][name]["active"]]
         unpatched = [
