@@ -149,7 +149,8 @@ def _count_kernel_calls(autoload, counts):
                 continue
             module.__dict__[name] = _counted(target, short + "." + name, counts)
 
-    modules = [library.adapter for library in autoload.LIBRARIES.values()] + ["wsfast.adapters._utf8"]
+    modules = [library.adapter for library in autoload.LIBRARIES.values()]
+    modules += ["wsfast.adapters._utf8", "wsfast.adapters._websockets_protocol"]
     for module in modules:
         autoload.watch(module, "wsfast-own-suite-counter", wrap)
 
@@ -563,7 +564,7 @@ def prepare_websockets(root: Path, work: Path, options: argparse.Namespace) -> P
         kind="unittest",
         args=["-m", "unittest", *modules],
         cwd=run_dir,
-        pythonpath=[run_dir] if modules else [],  # named modules are imported, not discovered from cwd (-P)
+        pythonpath=[run_dir],  # named modules (and re-run test ids) are imported, not discovered from cwd (-P)
         env={"WEBSOCKETS_TESTS_TIMEOUT_FACTOR": "5"},
         rerun_args=lambda ids: ["-m", "unittest", *ids],
         deselected=deselected,
@@ -1065,7 +1066,10 @@ def verify(suite: Suite, counts: Counts, accelerated: bool, work: Path) -> tuple
         for key, value in entry.get("calls", {}).items():
             calls[key] = calls.get(key, 0) + value
     adapter = suite.library.adapter.rpartition(".")[2]
-    own_calls = {key: value for key, value in calls.items() if key.startswith((adapter + ".", "_utf8."))}
+    # An adapter's own module, its private helpers (``_websockets_protocol``) and the shared UTF-8 module.
+    own_calls = {
+        key: value for key, value in calls.items() if key.startswith((adapter + ".", f"_{adapter}_", "_utf8."))
+    }
     if accelerated:
         inactive = [entry["pid"] for entry in users if not entry["libraries"][name]["active"]]
         unpatched = [
@@ -1195,16 +1199,7 @@ def rerun(plan: Plan, ids: list[str], hook: Path, work: Path, options: argparse.
             results[mode] = counts
         base, fast = results["baseline"], results["accelerated"]
         for test in runnable:
-            b = (
-                "failed"
-                if test in base.failing
-                else base.outcomes.get(test, "passed" if plan.kind == "unittest" else "?")
-            )
-            f = (
-                "failed"
-                if test in fast.failing
-                else fast.outcomes.get(test, "passed" if plan.kind == "unittest" else "?")
-            )
+            b, f = rerun_outcome(plan, base, test, runnable), rerun_outcome(plan, fast, test, runnable)
             outcome.lines.append(f"    rerun {attempt}: {test}: baseline {b}, accelerated {f}")
             if b != f:
                 reproduced.add(test)
@@ -1213,6 +1208,16 @@ def rerun(plan: Plan, ids: list[str], hook: Path, work: Path, options: argparse.
         return False
     outcome.lines.append("    not reproduced on rerun: a flaky test, not a difference made by wsfast")
     return True
+
+
+def rerun_outcome(plan: Plan, counts: Counts, test: str, runnable: list[str]) -> str:
+    """What became of ``test`` in a re-run of ``runnable``: passed, failed, skipped, or not run."""
+    if plan.kind != "unittest":
+        return "failed" if test in counts.failing else counts.outcomes.get(test, "?")
+    # unittest names only the tests that did not pass: the others passed only if every test named ran.
+    if counts.passed + counts.failed + counts.skipped != len(runnable) or not counts.failing <= set(runnable):
+        return f"not run ({sorted(counts.failing - set(runnable))[:1] or 'a different number of tests ran'})"
+    return "failed" if test in counts.failing else "passed"
 
 
 def parse_tests(values: list[str]) -> dict[str, str]:

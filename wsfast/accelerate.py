@@ -1,10 +1,12 @@
 """Make the WebSocket library you already use faster: ``wsfast.accelerate()``.
 
 Each supported library has an adapter in :mod:`wsfast.adapters` that swaps
-the masking and UTF-8 validation functions its hot path looks up for twins
-running on :mod:`wsfast.kernels`, with the library's own calling convention
-and errors. Nothing else changes: the library keeps its API, its protocol
-logic and its source of random masks.
+the functions its hot path looks up (masking, UTF-8 validation, framing; for
+websockets also its sans-IO ``Protocol``'s and asyncio ``Connection``'s
+steady-state methods) for twins running on :mod:`wsfast.kernels`, with the
+library's own calling convention and errors, each falling back to the
+original for anything out of the ordinary. The library keeps its API, its
+protocol logic and its source of random masks.
 
 Supported: websockets, wsproto, aiohttp, autobahn, websocket_client
 (``websocket-client`` on PyPI, ``websocket`` to import), ws4py, tornado and
@@ -44,7 +46,7 @@ def accelerate(*names: str) -> list[str]:
     """Patch WebSocket libraries to run their hot paths on wsfast's kernels.
 
     Call it once, before or after importing the library; calling it again
-    changes nothing. Masking and UTF-8 validation then run on
+    changes nothing. Masking, UTF-8 validation and framing then run on
     :mod:`wsfast.kernels`; results and exceptions stay the library's own.
 
     Args:

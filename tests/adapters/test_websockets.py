@@ -32,6 +32,7 @@ from tests.adapters import (
     unpatched,
 )
 from wsfast.accelerate import accelerate, deaccelerate
+from wsfast.adapters import _websockets_protocol
 from wsfast.adapters import websockets as adapter
 from wsfast.adapters._patch import original_of
 
@@ -181,6 +182,7 @@ def test_none_and_bad_mask_length_raise_as_websockets() -> None:
 def test_round_trip_through_websockets(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = Spy(adapter._mask)
     monkeypatch.setattr(adapter, "_mask", spy)
+    monkeypatch.setattr(_websockets_protocol, "_mask", spy)
     accelerate("websockets")
     messages: list[str | bytes] = [b"", b"x", random_bytes(125, 1), random_bytes(126, 2), random_bytes(65536, 3)]
     messages += ["", "h\u00e9llo \u20ac \U0001f600", "x" * 70000]

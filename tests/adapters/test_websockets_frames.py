@@ -56,8 +56,9 @@ def test_a_buffered_frame_is_read_on_the_kernels(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(adapter, "_mask", mask)
     accelerate("websockets")
     server = Protocol(Side.SERVER, state=State.OPEN)
-    server.receive_data(_client_frame(Opcode.BINARY, b"hello"))
-    assert [(f.opcode, f.data) for f in server.events_received()] == [(Opcode.BINARY, b"hello")]
+    # A fragment is not for Protocol.receive_data's direct path: Frame.parse reads it.
+    server.receive_data(_client_frame(Opcode.BINARY, b"hello", fin=False))
+    assert [(f.opcode, f.data, f.fin) for f in server.events_received()] == [(Opcode.BINARY, b"hello", False)]
     assert (header.calls, mask.calls) == (1, 1)
 
 
@@ -67,8 +68,9 @@ def test_a_frame_sent_is_built_on_the_kernels(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(adapter, "_mask", mask)
     accelerate("websockets")
     client = Protocol(Side.CLIENT, state=State.OPEN)
-    client.send_binary(b"hello")
-    assert client.data_to_send() == [_client_frame(Opcode.BINARY, b"hello")]
+    # A fragment is not for Protocol.send_binary's direct path: Frame.serialize writes it.
+    client.send_binary(b"hello", fin=False)
+    assert client.data_to_send() == [_client_frame(Opcode.BINARY, b"hello", fin=False)]
     assert (header.calls, mask.calls) == (1, 1)
 
 
@@ -88,7 +90,10 @@ def _error(exc: BaseException | None) -> tuple[Any, ...] | None:
     return None if exc is None else (type(exc), str(exc), _error(exc.__cause__))
 
 
-def _receive(side: Side, chunks: list[bytes], max_size: int | None, deflate: bool, eof: bool) -> list[Any]:
+MaxSize = int | tuple[int | None, int | None] | None
+
+
+def _receive(side: Side, chunks: list[bytes], max_size: MaxSize, deflate: bool, eof: bool) -> list[Any]:
     protocol = Protocol(side, state=State.OPEN, max_size=max_size)
     if deflate:
         protocol.extensions = [PerMessageDeflate(False, False, 15, 15)]
@@ -109,10 +114,13 @@ def _receive(side: Side, chunks: list[bytes], max_size: int | None, deflate: boo
 @given(
     data=st.data(),
     side=st.sampled_from([Side.SERVER, Side.CLIENT]),
-    max_size=st.none() | st.integers(0, 300),
+    # A message limit, or (message, fragment) limits, as Protocol takes them.
+    max_size=st.none()
+    | st.integers(0, 300)
+    | st.tuples(st.none() | st.integers(0, 300), st.none() | st.integers(0, 50)),
     eof=st.booleans(),
 )
-def test_receiving_is_websockets_own(data: st.DataObject, side: Side, max_size: int | None, eof: bool) -> None:
+def test_receiving_is_websockets_own(data: st.DataObject, side: Side, max_size: MaxSize, eof: bool) -> None:
     chunks = data.draw(frame_streams(masked=side is Side.SERVER))
     expected = _receive(side, chunks, max_size, False, eof)
     with accelerated("websockets"):

@@ -86,7 +86,12 @@ LIBRARIES: dict[str, Library] = {
             "wsfast.adapters.websockets",
             "websockets",
             "websockets",
-            ("websockets.frames", "websockets.legacy.framing"),
+            (
+                "websockets.protocol",
+                "websockets.asyncio.connection",
+                "websockets.frames",
+                "websockets.legacy.framing",
+            ),
         ),
         Library("wsproto", "wsfast.adapters.wsproto", "wsproto", "wsproto", ("wsproto.frame_protocol",)),
         Library(
