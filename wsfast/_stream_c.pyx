@@ -8,6 +8,7 @@ consumes what was written in C.
 
 from collections import deque
 
+import logging
 import ssl
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -35,13 +36,49 @@ DEF MAX_IOV = 512
 cdef Py_ssize_t MAX_WRITE = 1 << 20
 cdef int _READ = 1
 cdef int _WRITE = 2
+cdef int _EPOLLIN = 0x001
+cdef int _EPOLLOUT = 0x004
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+logger = logging.getLogger("wsfast.loop")
 
 
 cdef inline Py_ssize_t _size(object buffer) except -1:
     if type(buffer) is bytes:
         return PyBytes_GET_SIZE(buffer)
     return memoryview(buffer).nbytes
+
+
+def dispatch(list ready, dict handlers):
+    """Call the callback of every ready file descriptor: the loop's I/O step.
+
+    See ``wsfast._stream_py.dispatch``, the pure-Python twin.
+    """
+    cdef int flags, events
+    cdef tuple handler
+    for pair in ready:
+        fd, flags = <tuple>pair
+        handler = handlers.get(fd)
+        if handler is None:
+            continue
+        events = (_READ if flags & ~_EPOLLOUT else 0) | (_WRITE if flags & ~_EPOLLIN else 0)
+        try:
+            handler[1](handler[0], events)
+        except Exception:
+            logger.exception("error in an I/O callback")
+
+
+def flush_all(list to_flush):
+    """Empty ``to_flush`` and flush each stream that was in it.
+
+    See ``wsfast._stream_py.flush_all``, the pure-Python twin.
+    """
+    cdef list streams = to_flush[:]
+    del to_flush[:]
+    for stream in streams:
+        try:
+            stream.flush()
+        except Exception:
+            logger.exception("error while writing to %r", stream.sock)
 
 
 def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
@@ -70,25 +107,6 @@ cdef class StreamCore:
 
     See ``wsfast._stream_py.StreamCore``, the pure-Python twin.
     """
-
-    cdef public object frames
-    cdef public Py_ssize_t queued
-    cdef public bint head_started
-    cdef public bint closed
-    cdef public bint reading
-    cdef public int fd
-    cdef public object sock
-    cdef public object on_drain
-    cdef public object on_data
-    cdef object _view
-    cdef bytearray _read_bytes  # the buffer under _view
-    cdef public list _to_flush
-    cdef public bint _flush_scheduled
-    cdef public bint _close_after_flush
-    cdef public bint _handshaking
-    cdef public bint _tls
-    cdef public object _tls_chunk
-    cdef public int _events
 
     def __init__(self, list to_flush, read_view):
         self.frames = deque()
@@ -129,8 +147,8 @@ cdef class StreamCore:
         cdef char *buffer = PyByteArray_AS_STRING(self._read_bytes)
         cdef size_t size = PyByteArray_GET_SIZE(self._read_bytes)  # _view is all of it
         cdef Py_ssize_t n
-        with nogil:
-            n = recv(self.fd, buffer, size, 0)
+        # Non-blocking: releasing the GIL would cost more than the call.
+        n = recv(self.fd, buffer, size, 0)
         if n < 0:
             if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
                 return
@@ -167,7 +185,7 @@ cdef class StreamCore:
                 size += _size(buffer)
         self._push(buffers, size, droppable)
 
-    cdef inline _push(self, list buffers, Py_ssize_t size, bint droppable):
+    cdef _push(self, list buffers, Py_ssize_t size, bint droppable):
         if self.closed or self._close_after_flush:
             return
         self.frames.append((buffers, size, droppable))
@@ -244,8 +262,7 @@ cdef class StreamCore:
                             break
                     if full or total >= MAX_WRITE:
                         break
-                with nogil:
-                    sent = writev(self.fd, iov, count)
+                sent = writev(self.fd, iov, count)  # non-blocking: the GIL is kept
             finally:
                 for i in range(held):
                     PyBuffer_Release(&views[i])

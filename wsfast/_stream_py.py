@@ -3,7 +3,9 @@
 :class:`StreamCore` holds one socket's write queue and the methods that run
 for every message: readiness (``_on_event``), the read into the loop's
 buffer, :meth:`~StreamCore.write`, :meth:`~StreamCore.flush` and the
-plain-TCP writer; :func:`queue_shared` is a fan-out's loop.
+plain-TCP writer; :func:`queue_shared` is a fan-out's loop, and
+:func:`dispatch` and :func:`flush_all` are the loop's steps that run once
+per ready socket and once per stream written.
 ``_stream_c.pyx`` is the compiled twin, the same code over C fields with
 ``recv`` and ``writev`` in place of the socket methods; ``wsfast.loop``
 picks one (``WSFAST_PURE=1``: this one) and derives ``Stream`` from it.
@@ -12,14 +14,20 @@ picks one (``WSFAST_PURE=1``: this one) and derives ``Stream`` from it.
 from __future__ import annotations
 
 import collections
+import logging
+import select
 import selectors
 import ssl
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["StreamCore", "queue_shared"]
+__all__ = ["StreamCore", "dispatch", "flush_all", "queue_shared"]
+
+logger = logging.getLogger("wsfast.loop")
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+_EPOLLIN = getattr(select, "EPOLLIN", 1)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 4)
 # sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
 MAX_IOV = 512
 # Bytes handed to one sendmsg()/send() call at most.
@@ -32,6 +40,41 @@ RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWri
 def buffer_size(buffer: Any) -> int:
     """The size in bytes of a bytes-like object."""
     return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+
+
+def dispatch(ready: list[tuple[int, int]], handlers: dict[int, tuple[Any, Any]]) -> None:
+    """Call the callback of every ready file descriptor: the loop's I/O step.
+
+    Args:
+        ready: ``(fd, flags)`` pairs, as ``epoll.poll()`` returns them.
+        handlers: ``fd -> (fileobj, callback)``; each is called as
+            ``callback(fileobj, events)``, ``events`` made of ``EVENT_READ``
+            and ``EVENT_WRITE`` (errors and hang-ups wake readers and
+            writers, as in :mod:`selectors`). A descriptor without a handler
+            (unregistered by an earlier callback) is skipped; an exception
+            is logged and the next callback runs.
+    """
+    for fd, flags in ready:
+        handler = handlers.get(fd)
+        if handler is None:
+            continue
+        events = (_READ if flags & ~_EPOLLOUT else 0) | (_WRITE if flags & ~_EPOLLIN else 0)
+        try:
+            handler[1](handler[0], events)
+        except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+            logger.exception("error in an I/O callback")
+
+
+def flush_all(to_flush: list[Any]) -> None:
+    """Empty ``to_flush`` (the same list object stays) and flush each stream
+    that was in it, logging what raises: the end of a loop iteration."""
+    streams = to_flush[:]
+    to_flush.clear()
+    for stream in streams:
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+            logger.exception("error while writing to %r", stream.sock)
 
 
 def queue_shared(receivers: list[Any], frame: list[Any], size: int, limit: int) -> list[Any]:

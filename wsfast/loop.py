@@ -28,12 +28,12 @@ from ._stream_py import MAX_WRITE, RETRY
 from .kernels import PURE
 
 if TYPE_CHECKING or PURE:
-    from ._stream_py import StreamCore, queue_shared
+    from ._stream_py import StreamCore, dispatch, flush_all, queue_shared
 else:
     try:
-        from ._stream_c import StreamCore, queue_shared
+        from ._stream_c import StreamCore, dispatch, flush_all, queue_shared
     except ImportError:
-        from ._stream_py import StreamCore, queue_shared
+        from ._stream_py import StreamCore, dispatch, flush_all, queue_shared
 
 __all__ = ["Loop", "Poller", "Stream", "StreamCore", "TimerHandle", "queue_shared"]
 
@@ -126,6 +126,26 @@ class Poller:
         del self._handlers[fd]
         self._epoll.unregister(fd)
 
+    def wait(self, timeout: float | None) -> list[Any]:
+        """Wait up to ``timeout`` seconds (``None``: forever) for readiness;
+        hand what it returns to :meth:`dispatch`."""
+        if self._epoll is None:
+            assert self._selector is not None
+            return self._selector.select(timeout)
+        return self._epoll.poll(-1 if timeout is None else timeout)
+
+    def dispatch(self, ready: list[Any]) -> None:
+        """Call the callback of each file object in ``ready`` (from :meth:`wait`)
+        as ``callback(fileobj, events)``, logging what raises."""
+        if self._epoll is not None:
+            dispatch(ready, self._handlers)  # compiled with the stream core
+            return
+        for key, events in ready:
+            try:
+                key.data(key.fileobj, events)
+            except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+                logger.exception("error in an I/O callback")
+
     def poll(self, timeout: float | None) -> list[tuple[Any, Callable[[Any, int], None], int]]:
         if self._epoll is None:
             assert self._selector is not None
@@ -214,7 +234,8 @@ class Loop:
         """Run until :meth:`stop`."""
         self._stopping = False
         self._thread_id = threading.get_ident()
-        poll = self.selector.poll
+        wait = self.selector.wait
+        dispatch = self.selector.dispatch
         monotonic = time.monotonic
         timers = self._timers
         inbox = self._inbox
@@ -225,19 +246,15 @@ class Loop:
                     timeout = 0.0
                 elif timers:
                     timeout = max(0.0, timers[0][0] - monotonic())
-                ready = poll(timeout)
+                ready = wait(timeout)
                 self.now = now = monotonic()
-                for fileobj, callback, events in ready:
-                    try:
-                        callback(fileobj, events)
-                    except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
-                        logger.exception("error in an I/O callback")
+                dispatch(ready)
                 if inbox:
                     self._run_inbox()
                 if timers and timers[0][0] <= now:
                     self._run_timers()
                 if self._to_flush:
-                    self._flush_streams()
+                    flush_all(self._to_flush)
         finally:
             self._thread_id = None
 
@@ -262,16 +279,6 @@ class Loop:
                 callback(*args)
             except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
                 logger.exception("error in %r", callback)
-
-    def _flush_streams(self) -> None:
-        # The list stays the same object: every stream of the loop holds it.
-        streams = self._to_flush[:]
-        self._to_flush.clear()
-        for stream in streams:
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
-                logger.exception("error while writing to %r", stream.sock)
 
     def _run_timers(self) -> None:
         timers = self._timers
