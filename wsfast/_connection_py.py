@@ -2,7 +2,8 @@
 
 :class:`ConnectionCore` holds what :class:`~wsfast.server.ServerConnection`
 runs for every message: a read handed to the handler, whole messages at a
-time (``_on_data``), and :meth:`~ConnectionCore.send`.
+time (``_on_data``), and :meth:`~ConnectionCore.send`; :func:`queue_shared`
+is a fan-out's loop over connections.
 ``_connection_c.pyx`` is the compiled twin, the same code over C fields,
 calling the stream core's C methods; ``wsfast.server`` picks one
 (``WSFAST_PURE=1``: this one) and derives ``ServerConnection`` from it.
@@ -32,11 +33,33 @@ if TYPE_CHECKING:
     from .protocol import Connection
     from .server import Server
 
-__all__ = ["ConnectionCore"]
+__all__ = ["ConnectionCore", "queue_shared"]
 
 _BINARY = Opcode.BINARY.value
 _TEXT = Opcode.TEXT.value
 _OPEN = State.OPEN
+
+
+def queue_shared(receivers: list[Any], frame: list[Any], size: int, limit: int) -> list[Any]:
+    """Queue one prebuilt frame for every receiver that can take it as it is.
+
+    A fan-out's loop over connections (each has a ``stream`` and a
+    ``protocol``). The frame (``size`` bytes, droppable) is queued, the same
+    list for all, on each stream with at most ``limit`` bytes queued whose
+    protocol has no output of its own pending and takes prebuilt frames.
+
+    Returns:
+        The other receivers, in order, for the caller to handle one by one.
+    """
+    rest = []
+    for receiver in receivers:
+        stream = receiver.stream
+        protocol = receiver.protocol
+        if protocol.buffered_amount or stream.queued > limit or not protocol.can_send_prebuilt():
+            rest.append(receiver)
+        else:
+            stream.write(frame, size=size, droppable=True)
+    return rest
 
 
 class ConnectionCore:

@@ -21,6 +21,10 @@ cdef class StreamCore:
     cdef public object _tls_chunk
     cdef public int _events
 
+    cdef _handle(self, int mask)
+    cdef _read_once(self)
     cdef _read_tls(self)
+    cdef _flush(self)
+    cdef _flush_plain(self)
     cdef _push(self, list buffers, Py_ssize_t size, bint droppable)
     cdef _consume(self, Py_ssize_t sent)

@@ -14,7 +14,14 @@ import ssl
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport PyObject
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from libc.errno cimport EAGAIN, EINTR, errno
+from libc.math cimport ceil
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport strerror
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
 cdef extern from "<errno.h>":
@@ -25,6 +32,18 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+
+
 cdef extern from "<sys/uio.h>" nogil:
     struct iovec:
         void *iov_base
@@ -33,6 +52,7 @@ cdef extern from "<sys/uio.h>" nogil:
 
 
 DEF MAX_IOV = 512
+DEF MAX_EVENTS = 1024  # readiness events taken per epoll_wait
 cdef Py_ssize_t MAX_WRITE = 1 << 20
 cdef int _READ = 1
 cdef int _WRITE = 2
@@ -40,6 +60,8 @@ cdef int _EPOLLIN = 0x001
 cdef int _EPOLLOUT = 0x004
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 logger = logging.getLogger("wsfast.loop")
+# The callback that step() runs as a C call: a stream's own _on_event (set below).
+cdef object _ON_EVENT = None
 
 
 cdef inline Py_ssize_t _size(object buffer) except -1:
@@ -48,23 +70,55 @@ cdef inline Py_ssize_t _size(object buffer) except -1:
     return memoryview(buffer).nbytes
 
 
-def dispatch(list ready, dict handlers):
-    """Call the callback of every ready file descriptor: the loop's I/O step.
+def step(loop, epoll, double timeout, dict handlers):
+    """Wait for readiness, set ``loop.now``, call the ready descriptors' callbacks.
 
-    See ``wsfast._stream_py.dispatch``, the pure-Python twin.
+    See ``wsfast._stream_py.step``, the pure-Python twin. ``epoll_wait`` is
+    called directly into a C array (no list of tuples), and a stream's own
+    ``_on_event`` runs as a C call.
     """
-    cdef int flags, events
-    cdef tuple handler
-    for pair in ready:
-        fd, flags = <tuple>pair
-        handler = handlers.get(fd)
-        if handler is None:
-            continue
-        events = (_READ if flags & ~_EPOLLOUT else 0) | (_WRITE if flags & ~_EPOLLIN else 0)
-        try:
-            handler[1](handler[0], events)
-        except Exception:
-            logger.exception("error in an I/O callback")
+    cdef epoll_event events[MAX_EVENTS]
+    cdef int n, i, epfd = epoll.fileno()
+    cdef int ms = -1 if timeout < 0 else <int>ceil(timeout * 1000.0)
+    cdef timespec now
+    if ms == 0:
+        n = epoll_wait(epfd, events, MAX_EVENTS, 0)
+    else:
+        with nogil:
+            n = epoll_wait(epfd, events, MAX_EVENTS, ms)
+    if n < 0:
+        if errno != EINTR:
+            raise OSError(errno, strerror(errno))
+        PyErr_CheckSignals()  # runs the Python signal handlers, as epoll.poll() does
+        n = 0
+    clock_gettime(CLOCK_MONOTONIC, &now)  # time.monotonic()
+    seconds = now.tv_sec + now.tv_nsec * 1e-9
+    loop.now = seconds
+    for i in range(n):
+        _call(handlers, events[i].data.fd, events[i].events)
+    return seconds
+
+
+cdef _call(dict handlers, int fd, unsigned int flags):
+    cdef object handler = handlers.get(fd)
+    if handler is None:
+        return  # unregistered by an earlier callback
+    # As selectors does: errors and hang-ups wake readers and writers.
+    cdef int events = (_READ if flags & ~<unsigned int>_EPOLLOUT else 0) | (
+        _WRITE if flags & ~<unsigned int>_EPOLLIN else 0
+    )
+    callback = (<tuple>handler)[1]
+    try:
+        if (
+            PyMethod_Check(callback)
+            and PyMethod_GET_FUNCTION(callback) == <PyObject *>_ON_EVENT
+            and isinstance(<object>PyMethod_GET_SELF(callback), StreamCore)
+        ):
+            (<StreamCore>PyMethod_GET_SELF(callback))._handle(events)
+        else:
+            callback((<tuple>handler)[0], events)
+    except Exception:
+        logger.exception("error in an I/O callback")
 
 
 def flush_all(list to_flush):
@@ -76,30 +130,12 @@ def flush_all(list to_flush):
     del to_flush[:]
     for stream in streams:
         try:
-            stream.flush()
+            if isinstance(stream, StreamCore):
+                (<StreamCore>stream)._flush()
+            else:
+                stream.flush()
         except Exception:
             logger.exception("error while writing to %r", stream.sock)
-
-
-def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
-    """Queue one prebuilt frame for every receiver that can take it as it is.
-
-    See ``wsfast._stream_py.queue_shared``, the pure-Python twin.
-    """
-    cdef list rest = []
-    cdef StreamCore core
-    for receiver in receivers:
-        stream = receiver.stream
-        protocol = receiver.protocol
-        if protocol.buffered_amount or not isinstance(stream, StreamCore):
-            rest.append(receiver)
-            continue
-        core = <StreamCore>stream
-        if core.queued > limit or not protocol.can_send_prebuilt():
-            rest.append(receiver)
-        else:
-            core._push(frame, size, True)
-    return rest
 
 
 cdef class StreamCore:
@@ -130,17 +166,23 @@ cdef class StreamCore:
 
     def _on_event(self, sock, int mask):
         """The selector's callback: ``mask`` holds EVENT_READ and EVENT_WRITE."""
+        self._handle(mask)
+
+    cdef _handle(self, int mask):
         if self._handshaking:
             self._do_handshake()
             return
         if mask & _WRITE:
-            self.flush()
+            self._flush()
         # Paused, a read event is an error or a hang-up: the write side, always
         # watched then (the queue is not empty), sees it and closes.
         if mask & _READ and self.reading and not self.closed:
-            self._read()
+            self._read_once()
 
     def _read(self):
+        self._read_once()
+
+    cdef _read_once(self):
         if self._tls:
             self._read_tls()
             return
@@ -197,6 +239,9 @@ cdef class StreamCore:
 
     def flush(self):
         """Write what the socket takes now; watch for writability if some is left."""
+        self._flush()
+
+    cdef _flush(self):
         self._flush_scheduled = False
         if self.closed or self._handshaking:
             return
@@ -233,7 +278,7 @@ cdef class StreamCore:
                 kept.append(frame)
         self.frames = kept
 
-    def _flush_plain(self):
+    cdef _flush_plain(self):
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
         cdef int count, held, i
@@ -308,3 +353,6 @@ cdef class StreamCore:
                 size += _size(buffer)
             frames[0] = (rest, size, droppable)
             self.head_started = True
+
+
+_ON_EVENT = StreamCore.__dict__["_on_event"]

@@ -28,14 +28,14 @@ from ._stream_py import MAX_WRITE, RETRY
 from .kernels import PURE
 
 if TYPE_CHECKING or PURE:
-    from ._stream_py import StreamCore, dispatch, flush_all, queue_shared
+    from ._stream_py import StreamCore, flush_all, step
 else:
     try:
-        from ._stream_c import StreamCore, dispatch, flush_all, queue_shared
+        from ._stream_c import StreamCore, flush_all, step
     except ImportError:
-        from ._stream_py import StreamCore, dispatch, flush_all, queue_shared
+        from ._stream_py import StreamCore, flush_all, step
 
-__all__ = ["Loop", "Poller", "Stream", "StreamCore", "TimerHandle", "queue_shared"]
+__all__ = ["Loop", "Poller", "Stream", "StreamCore", "TimerHandle"]
 
 logger = logging.getLogger("wsfast.loop")
 
@@ -126,25 +126,24 @@ class Poller:
         del self._handlers[fd]
         self._epoll.unregister(fd)
 
-    def wait(self, timeout: float | None) -> list[Any]:
-        """Wait up to ``timeout`` seconds (``None``: forever) for readiness;
-        hand what it returns to :meth:`dispatch`."""
-        if self._epoll is None:
-            assert self._selector is not None
-            return self._selector.select(timeout)
-        return self._epoll.poll(-1 if timeout is None else timeout)
-
-    def dispatch(self, ready: list[Any]) -> None:
-        """Call the callback of each file object in ``ready`` (from :meth:`wait`)
-        as ``callback(fileobj, events)``, logging what raises."""
+    def step(self, loop: Any, timeout: float | None) -> float:
+        """Wait up to ``timeout`` seconds (``None``: until something is ready),
+        set ``loop.now`` to ``time.monotonic()``, then call each ready file
+        object's callback as ``callback(fileobj, events)``, logging what
+        raises. Returns ``loop.now``.
+        """
         if self._epoll is not None:
-            dispatch(ready, self._handlers)  # compiled with the stream core
-            return
+            # Compiled with the stream core: epoll_wait, and streams called in C.
+            return step(loop, self._epoll, -1.0 if timeout is None else timeout, self._handlers)
+        assert self._selector is not None
+        ready = self._selector.select(timeout)
+        loop.now = now = time.monotonic()
         for key, events in ready:
             try:
                 key.data(key.fileobj, events)
             except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
                 logger.exception("error in an I/O callback")
+        return now
 
     def poll(self, timeout: float | None) -> list[tuple[Any, Callable[[Any, int], None], int]]:
         if self._epoll is None:
@@ -234,8 +233,7 @@ class Loop:
         """Run until :meth:`stop`."""
         self._stopping = False
         self._thread_id = threading.get_ident()
-        wait = self.selector.wait
-        dispatch = self.selector.dispatch
+        step = self.selector.step
         monotonic = time.monotonic
         timers = self._timers
         inbox = self._inbox
@@ -246,9 +244,7 @@ class Loop:
                     timeout = 0.0
                 elif timers:
                     timeout = max(0.0, timers[0][0] - monotonic())
-                ready = wait(timeout)
-                self.now = now = monotonic()
-                dispatch(ready)
+                now = step(self, timeout)  # sets self.now before the callbacks run
                 if inbox:
                     self._run_inbox()
                 if timers and timers[0][0] <= now:

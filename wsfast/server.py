@@ -26,16 +26,16 @@ from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
 from .keepalive import Keepalive, check_keepalive
 from .kernels import PURE
-from .loop import Loop, Stream, TimerHandle, queue_shared
+from .loop import Loop, Stream, TimerHandle
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
 
 if TYPE_CHECKING or PURE:
-    from ._connection_py import ConnectionCore
+    from ._connection_py import ConnectionCore, queue_shared
 else:
     try:
-        from ._connection_c import ConnectionCore
+        from ._connection_c import ConnectionCore, queue_shared
     except ImportError:
-        from ._connection_py import ConnectionCore
+        from ._connection_py import ConnectionCore, queue_shared
 
 __all__ = ["Handler", "Server", "ServerConnection"]
 
