@@ -70,7 +70,7 @@ cdef inline Py_ssize_t _size(object buffer) except -1:
     return memoryview(buffer).nbytes
 
 
-def step(loop, epoll, double timeout, dict handlers):
+def step(epoll, dict handlers, loop, double timeout):
     """Wait for readiness, set ``loop.now``, call the ready descriptors' callbacks.
 
     See ``wsfast._stream_py.step``, the pure-Python twin. ``epoll_wait`` is

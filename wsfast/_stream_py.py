@@ -43,7 +43,7 @@ def buffer_size(buffer: Any) -> int:
     return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
 
 
-def step(loop: Any, epoll: Any, timeout: float, handlers: dict[int, tuple[Any, Any]]) -> float:
+def step(epoll: Any, handlers: dict[int, tuple[Any, Any]], loop: Any, timeout: float) -> float:
     """Wait for readiness, set ``loop.now``, call the ready descriptors' callbacks.
 
     The loop's I/O step: at most ``timeout`` seconds in ``epoll.poll()``

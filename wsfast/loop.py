@@ -12,6 +12,7 @@ Python (``WSFAST_PURE=1`` forces the latter).
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import itertools
 import logging
@@ -126,17 +127,22 @@ class Poller:
         del self._handlers[fd]
         self._epoll.unregister(fd)
 
-    def step(self, loop: Any, timeout: float | None) -> float:
-        """Wait up to ``timeout`` seconds (``None``: until something is ready),
-        set ``loop.now`` to ``time.monotonic()``, then call each ready file
+    def stepper(self) -> Callable[[Any, float], float]:
+        """The loop's I/O step, ``step(loop, timeout) -> loop.now``.
+
+        It waits up to ``timeout`` seconds (< 0: until something is ready),
+        sets ``loop.now`` to ``time.monotonic()``, then calls each ready file
         object's callback as ``callback(fileobj, events)``, logging what
-        raises. Returns ``loop.now``.
+        raises. Over epoll it is the stream core's ``step`` (compiled:
+        ``epoll_wait`` into a C array, and streams called in C).
         """
         if self._epoll is not None:
-            # Compiled with the stream core: epoll_wait, and streams called in C.
-            return step(loop, self._epoll, -1.0 if timeout is None else timeout, self._handlers)
+            return functools.partial(step, self._epoll, self._handlers)
+        return self._select_step
+
+    def _select_step(self, loop: Any, timeout: float) -> float:
         assert self._selector is not None
-        ready = self._selector.select(timeout)
+        ready = self._selector.select(None if timeout < 0 else timeout)
         loop.now = now = time.monotonic()
         for key, events in ready:
             try:
@@ -233,13 +239,13 @@ class Loop:
         """Run until :meth:`stop`."""
         self._stopping = False
         self._thread_id = threading.get_ident()
-        step = self.selector.step
+        step = self.selector.stepper()
         monotonic = time.monotonic
         timers = self._timers
         inbox = self._inbox
         try:
             while not self._stopping:
-                timeout = None
+                timeout = -1.0  # until something is ready
                 if inbox or self._to_flush:
                     timeout = 0.0
                 elif timers:
