@@ -4,9 +4,10 @@
 calls from other threads (``call_soon_threadsafe``, woken by a socket pair).
 :class:`Stream` owns one non-blocking socket, plain or TLS: it reads into a
 shared buffer, and writes a queue of frames with scatter-gather ``sendmsg``,
-watching for writability only while something is pending. Its write path
-(:class:`StreamCore`) is compiled when the extension is built, else pure
-Python (``WSFAST_PURE=1`` forces the latter).
+watching for writability only while something is pending. Its per-message
+path (:class:`StreamCore`) and the loop's I/O step (wait for readiness, call
+back, flush what was written) are compiled when the extension is built, else
+pure Python (``WSFAST_PURE=1`` forces the latter).
 """
 
 from __future__ import annotations
