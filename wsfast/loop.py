@@ -250,7 +250,10 @@ class Loop:
                 if inbox or self._to_flush:
                     timeout = 0.0
                 elif timers:
-                    timeout = max(0.0, timers[0][0] - monotonic())
+                    # Not max(): a builtin call costs ~130 ns on Python 3.11, every iteration.
+                    timeout = timers[0][0] - monotonic()
+                    if timeout < 0.0:
+                        timeout = 0.0
                 now = step(self, timeout)  # sets self.now before the callbacks run
                 if inbox:
                     self._run_inbox()
