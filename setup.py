@@ -52,6 +52,10 @@ def extensions():
     ]
     if sys.platform != "win32":  # the stream core writes with writev()
         sources.append(Extension("wsfast._stream_c", ["wsfast/_stream_c.pyx"], extra_compile_args=compile_args))
+        # The connection core cimports the stream core.
+        sources.append(
+            Extension("wsfast._connection_c", ["wsfast/_connection_c.pyx"], extra_compile_args=compile_args)
+        )
     modules = cythonize(sources, compiler_directives=COMPILER_DIRECTIVES)
     # cythonize() drops optional=: set it on what it returns.
     for module in modules:

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("wsfast.handshake",),
     ("wsfast.events", "wsfast.protocol", "wsfast._receive_py", "wsfast._receive_c"),
     ("wsfast.loop", "wsfast._stream_py", "wsfast._stream_c", "wsfast.keepalive", "wsfast.page"),
+    ("wsfast._connection_py", "wsfast._connection_c"),
     ("wsfast.server", "wsfast.client", "wsfast.backplane"),
     ("wsfast.adapters", "wsfast.compat", "wsfast.accelerate"),
     ("wsfast.aio", "wsfast.asgi", "wsfast.bench"),

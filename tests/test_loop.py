@@ -24,6 +24,13 @@ from tests.timeouts import TIMEOUT
 from wsfast import _stream_py, kernels
 from wsfast.loop import Loop, Poller, Stream, StreamCore
 
+STEP_MODULES = [_stream_py]
+if importlib.util.find_spec("wsfast._stream_c") is not None:
+    from wsfast import _stream_c
+
+    STEP_MODULES.append(_stream_c)
+STEPS = [module.step for module in STEP_MODULES]
+
 
 def test_two_loops_do_not_share_the_receive_buffer() -> None:
     """Two loops in two threads: what one reads must not overwrite what the other is handling.
@@ -349,6 +356,63 @@ def test_a_parked_socket_reports_nothing_until_watched_again(backend: str, monke
         poller.modify(reader, 0, callback)
         poller.unregister(reader)
         poller.close()
+
+
+@pytest.mark.parametrize("backend", ["epoll", "selectors"])
+def test_a_step_stamps_the_time_then_calls_back_and_survives_a_failing_callback(
+    backend: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if backend == "selectors":
+        monkeypatch.delattr(select, "epoll", raising=False)
+    elif not hasattr(select, "epoll"):
+        pytest.skip("no epoll on this platform")
+    poller = Poller()
+    loop = Loop()
+    first, first_peer = socket.socketpair()
+    second, second_peer = socket.socketpair()
+    calls: list[tuple[object, int, float]] = []
+    with first, first_peer, second, second_peer:
+
+        def failing(fileobj: object, events: int) -> None:
+            calls.append((fileobj, events, loop.now))
+            raise RuntimeError("callback failed")
+
+        def recording(fileobj: object, events: int) -> None:
+            calls.append((fileobj, events, loop.now))
+
+        poller.register(first, selectors.EVENT_READ, failing)
+        poller.register(second, selectors.EVENT_READ | selectors.EVENT_WRITE, recording)
+        first_peer.send(b"x")
+        step = poller.stepper()
+        loop.now = -1.0
+        now = step(loop, TIMEOUT)
+        assert now == loop.now > 0
+        assert sorted((events for _, events, _ in calls)) == [selectors.EVENT_READ, selectors.EVENT_WRITE]
+        assert {fileobj for fileobj, _, _ in calls} == {first, second}
+        assert all(seen == now for _, _, seen in calls), "the time is stamped before the callbacks run"
+        assert "error in an I/O callback" in caplog.text
+        poller.unregister(first)
+        poller.unregister(second)
+        poller.close()
+        loop.close()
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="no epoll on this platform")
+@pytest.mark.parametrize("twin", STEPS, ids=[module.__name__.rsplit(".", 1)[1] for module in STEP_MODULES])
+def test_step_twins_skip_unregistered_descriptors_and_wait_no_longer_than_asked(twin: Any) -> None:
+    epoll = select.epoll()
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        epoll.register(reader.fileno(), select.EPOLLIN)
+        writer.send(b"x")
+        loop = Loop()
+        assert twin(epoll, {}, loop, TIMEOUT) == loop.now  # ready, with no handler: skipped
+        calls: list[int] = []
+        epoll.unregister(reader.fileno())
+        assert twin(epoll, {reader.fileno(): (reader, lambda f, e: calls.append(e))}, loop, 0.0) == loop.now
+        assert calls == []  # nothing ready: back at once
+        loop.close()
+    epoll.close()
 
 
 def test_streams_write_with_the_compiled_core_when_the_extension_is_used() -> None:

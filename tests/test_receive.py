@@ -13,7 +13,7 @@ import os
 import pytest
 
 from tests.test_server import masked_frame
-from wsfast import _receive_py, kernels, server
+from wsfast import _connection_py, _receive_py, kernels, server
 
 IMPLEMENTATIONS = [_receive_py.deliver_whole_messages]
 if importlib.util.find_spec("wsfast._receive_c") is not None:
@@ -40,9 +40,10 @@ def run(deliver: object, data: bytes, max_size: int = 1 << 20, stop_after: int =
     return taken, messages
 
 
-def test_the_server_uses_the_compiled_twin_when_the_extension_is_used() -> None:
+def test_the_server_uses_the_compiled_twins_when_the_extension_is_used() -> None:
     compiled = kernels.IMPLEMENTATION == "cython" and len(IMPLEMENTATIONS) == 2
-    assert (server.deliver_whole_messages is not _receive_py.deliver_whole_messages) is compiled
+    assert (_connection_py.deliver_whole_messages is not _receive_py.deliver_whole_messages) is compiled
+    assert (server.ConnectionCore is not _connection_py.ConnectionCore) is compiled
 
 
 def test_whole_text_and_binary_messages_of_every_length_encoding(deliver: object) -> None:

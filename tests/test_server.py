@@ -928,3 +928,28 @@ def test_accept_key_example() -> None:
 
     digest = hashlib.sha1((KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
     assert base64.b64encode(digest).decode() == ACCEPT
+
+
+def test_the_fast_paths_stand_aside_while_ws_protocol_sends_in_fragments() -> None:
+    """``send`` and ``publish`` frame whole messages themselves; while the
+    application sends a message in fragments through ``ws.protocol``, they
+    go through the protocol instead, which continues that message."""
+    recorder = Feed()
+    with running_server(recorder) as server, ws_client(server) as client:
+        ws = recorder.next_open()
+
+        def fragment(payload: bytes) -> None:
+            ws.protocol.send_binary(payload, fin=False)
+            ws.stream.write(ws.protocol.data_to_send())  # nothing left pending in the protocol
+
+        def interleave() -> None:
+            ws.send(b"whole")
+            fragment(b"first ")
+            server.publish("feed", b"second")
+            fragment(b"third ")
+            ws.send(b"fourth")
+            ws.send(b"fifth")
+
+        in_loop(server, interleave)
+        received = [client.recv(timeout=TIMEOUT) for _ in range(4)]
+        assert received == [b"whole", b"first second", b"third fourth", b"fifth"]

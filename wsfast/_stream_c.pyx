@@ -8,12 +8,20 @@ consumes what was written in C.
 
 from collections import deque
 
+import logging
 import ssl
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.ref cimport PyObject
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from libc.errno cimport EAGAIN, EINTR, errno
+from libc.math cimport ceil
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport strerror
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
 cdef extern from "<errno.h>":
@@ -24,6 +32,18 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+
+
 cdef extern from "<sys/uio.h>" nogil:
     struct iovec:
         void *iov_base
@@ -32,10 +52,16 @@ cdef extern from "<sys/uio.h>" nogil:
 
 
 DEF MAX_IOV = 512
+DEF MAX_EVENTS = 1024  # readiness events taken per epoll_wait
 cdef Py_ssize_t MAX_WRITE = 1 << 20
 cdef int _READ = 1
 cdef int _WRITE = 2
+cdef int _EPOLLIN = 0x001
+cdef int _EPOLLOUT = 0x004
 _RETRY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+logger = logging.getLogger("wsfast.loop")
+# The callback that step() runs as a C call: a stream's own _on_event (set below).
+cdef object _ON_EVENT = None
 
 
 cdef inline Py_ssize_t _size(object buffer) except -1:
@@ -44,25 +70,72 @@ cdef inline Py_ssize_t _size(object buffer) except -1:
     return memoryview(buffer).nbytes
 
 
-def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
-    """Queue one prebuilt frame for every receiver that can take it as it is.
+def step(epoll, dict handlers, loop, double timeout):
+    """Wait for readiness, set ``loop.now``, call the ready descriptors' callbacks.
 
-    See ``wsfast._stream_py.queue_shared``, the pure-Python twin.
+    See ``wsfast._stream_py.step``, the pure-Python twin. ``epoll_wait`` is
+    called directly into a C array (no list of tuples), and a stream's own
+    ``_on_event`` runs as a C call.
     """
-    cdef list rest = []
-    cdef StreamCore core
-    for receiver in receivers:
-        stream = receiver.stream
-        protocol = receiver.protocol
-        if protocol.buffered_amount or not isinstance(stream, StreamCore):
-            rest.append(receiver)
-            continue
-        core = <StreamCore>stream
-        if core.queued > limit or not protocol.can_send_prebuilt():
-            rest.append(receiver)
+    cdef epoll_event events[MAX_EVENTS]
+    cdef int n, i, epfd = epoll.fileno()
+    cdef int ms = -1 if timeout < 0 else <int>ceil(timeout * 1000.0)
+    cdef timespec now
+    if ms == 0:
+        n = epoll_wait(epfd, events, MAX_EVENTS, 0)
+    else:
+        with nogil:
+            n = epoll_wait(epfd, events, MAX_EVENTS, ms)
+    if n < 0:
+        if errno != EINTR:
+            raise OSError(errno, strerror(errno))
+        PyErr_CheckSignals()  # runs the Python signal handlers, as epoll.poll() does
+        n = 0
+    clock_gettime(CLOCK_MONOTONIC, &now)  # time.monotonic()
+    seconds = now.tv_sec + now.tv_nsec * 1e-9
+    loop.now = seconds
+    for i in range(n):
+        _call(handlers, events[i].data.fd, events[i].events)
+    return seconds
+
+
+cdef _call(dict handlers, int fd, unsigned int flags):
+    cdef object handler = handlers.get(fd)
+    if handler is None:
+        return  # unregistered by an earlier callback
+    # As selectors does: errors and hang-ups wake readers and writers.
+    cdef int events = (_READ if flags & ~<unsigned int>_EPOLLOUT else 0) | (
+        _WRITE if flags & ~<unsigned int>_EPOLLIN else 0
+    )
+    callback = (<tuple>handler)[1]
+    try:
+        if (
+            PyMethod_Check(callback)
+            and PyMethod_GET_FUNCTION(callback) == <PyObject *>_ON_EVENT
+            and isinstance(<object>PyMethod_GET_SELF(callback), StreamCore)
+        ):
+            (<StreamCore>PyMethod_GET_SELF(callback))._handle(events)
         else:
-            core._push(frame, size, True)
-    return rest
+            callback((<tuple>handler)[0], events)
+    except Exception:
+        logger.exception("error in an I/O callback")
+
+
+def flush_all(list to_flush):
+    """Empty ``to_flush`` and flush each stream that was in it.
+
+    See ``wsfast._stream_py.flush_all``, the pure-Python twin.
+    """
+    cdef list streams = to_flush[:]
+    del to_flush[:]
+    for stream in streams:
+        try:
+            if isinstance(stream, StreamCore):
+                (<StreamCore>stream)._flush()
+            else:
+                stream.flush()
+        except Exception:
+            logger.exception("error while writing to %r", stream.sock)
 
 
 cdef class StreamCore:
@@ -70,25 +143,6 @@ cdef class StreamCore:
 
     See ``wsfast._stream_py.StreamCore``, the pure-Python twin.
     """
-
-    cdef public object frames
-    cdef public Py_ssize_t queued
-    cdef public bint head_started
-    cdef public bint closed
-    cdef public bint reading
-    cdef public int fd
-    cdef public object sock
-    cdef public object on_drain
-    cdef public object on_data
-    cdef object _view
-    cdef bytearray _read_bytes  # the buffer under _view
-    cdef public list _to_flush
-    cdef public bint _flush_scheduled
-    cdef public bint _close_after_flush
-    cdef public bint _handshaking
-    cdef public bint _tls
-    cdef public object _tls_chunk
-    cdef public int _events
 
     def __init__(self, list to_flush, read_view):
         self.frames = deque()
@@ -112,25 +166,31 @@ cdef class StreamCore:
 
     def _on_event(self, sock, int mask):
         """The selector's callback: ``mask`` holds EVENT_READ and EVENT_WRITE."""
+        self._handle(mask)
+
+    cdef _handle(self, int mask):
         if self._handshaking:
             self._do_handshake()
             return
         if mask & _WRITE:
-            self.flush()
+            self._flush()
         # Paused, a read event is an error or a hang-up: the write side, always
         # watched then (the queue is not empty), sees it and closes.
         if mask & _READ and self.reading and not self.closed:
-            self._read()
+            self._read_once()
 
     def _read(self):
+        self._read_once()
+
+    cdef _read_once(self):
         if self._tls:
             self._read_tls()
             return
         cdef char *buffer = PyByteArray_AS_STRING(self._read_bytes)
         cdef size_t size = PyByteArray_GET_SIZE(self._read_bytes)  # _view is all of it
         cdef Py_ssize_t n
-        with nogil:
-            n = recv(self.fd, buffer, size, 0)
+        # Non-blocking: releasing the GIL would cost more than the call.
+        n = recv(self.fd, buffer, size, 0)
         if n < 0:
             if errno == EAGAIN or errno == EWOULDBLOCK or errno == EINTR:
                 return
@@ -167,7 +227,7 @@ cdef class StreamCore:
                 size += _size(buffer)
         self._push(buffers, size, droppable)
 
-    cdef inline _push(self, list buffers, Py_ssize_t size, bint droppable):
+    cdef _push(self, list buffers, Py_ssize_t size, bint droppable):
         if self.closed or self._close_after_flush:
             return
         self.frames.append((buffers, size, droppable))
@@ -179,6 +239,9 @@ cdef class StreamCore:
 
     def flush(self):
         """Write what the socket takes now; watch for writability if some is left."""
+        self._flush()
+
+    cdef _flush(self):
         self._flush_scheduled = False
         if self.closed or self._handshaking:
             return
@@ -215,7 +278,7 @@ cdef class StreamCore:
                 kept.append(frame)
         self.frames = kept
 
-    def _flush_plain(self):
+    cdef _flush_plain(self):
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
         cdef int count, held, i
@@ -244,8 +307,7 @@ cdef class StreamCore:
                             break
                     if full or total >= MAX_WRITE:
                         break
-                with nogil:
-                    sent = writev(self.fd, iov, count)
+                sent = writev(self.fd, iov, count)  # non-blocking: the GIL is kept
             finally:
                 for i in range(held):
                     PyBuffer_Release(&views[i])
@@ -291,3 +353,6 @@ cdef class StreamCore:
                 size += _size(buffer)
             frames[0] = (rest, size, droppable)
             self.head_started = True
+
+
+_ON_EVENT = StreamCore.__dict__["_on_event"]

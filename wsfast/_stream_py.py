@@ -3,7 +3,9 @@
 :class:`StreamCore` holds one socket's write queue and the methods that run
 for every message: readiness (``_on_event``), the read into the loop's
 buffer, :meth:`~StreamCore.write`, :meth:`~StreamCore.flush` and the
-plain-TCP writer; :func:`queue_shared` is a fan-out's loop.
+plain-TCP writer; :func:`step` (wait for readiness, call back) and
+:func:`flush_all` are the loop's work that runs once per ready socket and
+once per stream written.
 ``_stream_c.pyx`` is the compiled twin, the same code over C fields with
 ``recv`` and ``writev`` in place of the socket methods; ``wsfast.loop``
 picks one (``WSFAST_PURE=1``: this one) and derives ``Stream`` from it.
@@ -12,14 +14,21 @@ picks one (``WSFAST_PURE=1``: this one) and derives ``Stream`` from it.
 from __future__ import annotations
 
 import collections
+import logging
+import select
 import selectors
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["StreamCore", "queue_shared"]
+__all__ = ["StreamCore", "flush_all", "step"]
+
+logger = logging.getLogger("wsfast.loop")
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+_EPOLLIN = getattr(select, "EPOLLIN", 1)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 4)
 # sendmsg() takes at most IOV_MAX buffers; 1024 on Linux and macOS.
 MAX_IOV = 512
 # Bytes handed to one sendmsg()/send() call at most.
@@ -34,27 +43,45 @@ def buffer_size(buffer: Any) -> int:
     return len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
 
 
-def queue_shared(receivers: list[Any], frame: list[Any], size: int, limit: int) -> list[Any]:
-    """Queue one prebuilt frame for every receiver that can take it as it is.
+def step(epoll: Any, handlers: dict[int, tuple[Any, Any]], loop: Any, timeout: float) -> float:
+    """Wait for readiness, set ``loop.now``, call the ready descriptors' callbacks.
 
-    A fan-out's loop: each receiver has a ``stream`` (a :class:`StreamCore`)
-    and a ``protocol`` (a :class:`~wsfast.protocol.Connection`). The frame
-    (``size`` bytes, droppable) is queued, the same list for all, on each
-    stream with at most ``limit`` bytes queued whose protocol has no output
-    of its own pending and takes prebuilt frames.
+    The loop's I/O step: at most ``timeout`` seconds in ``epoll.poll()``
+    (< 0: until something is ready), then ``loop.now = time.monotonic()``,
+    then ``callback(fileobj, events)`` for each ready descriptor's
+    ``handlers[fd] = (fileobj, callback)``, ``events`` made of
+    ``EVENT_READ`` and ``EVENT_WRITE`` (errors and hang-ups wake readers
+    and writers, as in :mod:`selectors`). A descriptor without a handler
+    (unregistered by an earlier callback) is skipped; what a callback raises
+    is logged, and the next one runs.
 
     Returns:
-        The other receivers, in order, for the caller to handle one by one.
+        ``loop.now``.
     """
-    rest = []
-    for receiver in receivers:
-        stream = receiver.stream
-        protocol = receiver.protocol
-        if protocol.buffered_amount or stream.queued > limit or not protocol.can_send_prebuilt():
-            rest.append(receiver)
-        else:
-            stream.write(frame, size=size, droppable=True)
-    return rest
+    ready = epoll.poll(timeout)
+    loop.now = now = time.monotonic()
+    for fd, flags in ready:
+        handler = handlers.get(fd)
+        if handler is None:
+            continue
+        events = (_READ if flags & ~_EPOLLOUT else 0) | (_WRITE if flags & ~_EPOLLIN else 0)
+        try:
+            handler[1](handler[0], events)
+        except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+            logger.exception("error in an I/O callback")
+    return now
+
+
+def flush_all(to_flush: list[Any]) -> None:
+    """Empty ``to_flush`` (the same list object stays) and flush each stream
+    that was in it, logging what raises: the end of a loop iteration."""
+    streams = to_flush[:]
+    to_flush.clear()
+    for stream in streams:
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - one bad callback must not stop the loop
+            logger.exception("error while writing to %r", stream.sock)
 
 
 class StreamCore:

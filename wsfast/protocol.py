@@ -74,6 +74,11 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+# State.OPEN is a slow lookup on Python 3.11 (EnumType.__getattr__): the
+# methods that run for every message compare with this.
+_OPEN = State.OPEN
+
+
 class Connection:
     """A WebSocket connection, server or client side, without any I/O.
 
@@ -578,7 +583,7 @@ class Connection:
         """
         return (
             self._is_server
-            and self.state is State.OPEN
+            and self.state is _OPEN
             and not self._sending_opcode
             and self._deflate is None
             and not self._failure_close
@@ -592,7 +597,7 @@ class Connection:
         """
         parser = self._parser
         if (
-            self.state is State.OPEN
+            self.state is _OPEN
             and self._deflate is None
             and not self._message_opcode
             and not self.stream_fragments
@@ -600,7 +605,9 @@ class Connection:
             and not parser.buffered
             and parser.error is None
         ):
-            return min(self._max_frame_size, self.max_message_size)
+            # Not min(): a builtin call with its argument parsing costs more here.
+            limit = self._max_frame_size
+            return limit if limit < self.max_message_size else self.max_message_size
         return None
 
     @property

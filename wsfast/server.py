@@ -26,16 +26,16 @@ from .frames import CloseCode, Opcode, frame_header
 from .handshake import Request, Response, ServerHandshake
 from .keepalive import Keepalive, check_keepalive
 from .kernels import PURE
-from .loop import Loop, Stream, TimerHandle, queue_shared
+from .loop import Loop, Stream, TimerHandle
 from .protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State, _byte_buffer
 
 if TYPE_CHECKING or PURE:
-    from ._receive_py import deliver_whole_messages
+    from ._connection_py import ConnectionCore, queue_shared
 else:
     try:
-        from ._receive_c import deliver_whole_messages
+        from ._connection_c import ConnectionCore, queue_shared
     except ImportError:
-        from ._receive_py import deliver_whole_messages
+        from ._connection_py import ConnectionCore, queue_shared
 
 __all__ = ["Handler", "Server", "ServerConnection"]
 
@@ -72,8 +72,12 @@ class Handler:
         logger.error("handler error on %s", ws, exc_info=error)
 
 
-class ServerConnection:
+class ServerConnection(ConnectionCore):
     """One client of a :class:`Server`, as the handler sees it (``ws``).
+
+    Its per-message methods (``send``, and the receive path to
+    :meth:`Handler.on_message`) come from ``ConnectionCore``: compiled when
+    the extension is built, else pure Python.
 
     Attributes:
         request: the handshake request (``path``, ``query``, ``headers``).
@@ -119,39 +123,6 @@ class ServerConnection:
     @property
     def subprotocol(self) -> str | None:
         return self.protocol.subprotocol
-
-    def send(self, message: str | Any) -> None:
-        """Send a text message (``str``) or a binary one (any bytes-like object).
-
-        A binary payload is queued as is, without a copy (memoryviews and
-        numpy arrays included): do not modify it until it is written.
-
-        Raises:
-            ConnectionClosed: the connection is not OPEN.
-        """
-        protocol = self.protocol
-        stream = self.stream
-        if stream.queued + protocol.buffered_amount > self.server.write_limit:
-            self.server._admit(self)
-        if protocol.can_send_prebuilt():
-            # The common case, framed here without the sans-IO send path;
-            # what the protocol queued before (a pong) goes out first.
-            if protocol.buffered_amount:
-                stream.write(protocol.data_to_send())
-            if type(message) is str:
-                payload: Any = message.encode("utf-8")
-                opcode = _TEXT
-            else:
-                payload = _byte_buffer(message)
-                opcode = _BINARY
-            header = frame_header(opcode, len(payload))
-            stream.write([header, payload], size=len(header) + len(payload))
-            return
-        if type(message) is str:
-            protocol.send_text(message)
-        else:
-            protocol.send_binary(message)
-        self._flush_protocol()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes of payload)."""
@@ -214,34 +185,6 @@ class ServerConnection:
         self.server._relay.unsubscribed(self, topic)
 
     # --- driven by the loop ----------------------------------------------------
-
-    def _on_data(self, data: memoryview) -> None:
-        self.keepalive.last_seen = self.server.loop.now
-        protocol = self.protocol
-        limit = protocol.whole_message_limit()
-        if limit is not None:
-            # Whole messages go straight to the handler; the protocol gets the rest.
-            taken = deliver_whole_messages(data, limit, self._deliver)
-            if taken < len(data):
-                self._dispatch(protocol.receive_data(data[taken:]))
-            elif protocol.buffered_amount or protocol.should_close_transport:
-                self._flush_protocol()
-        else:
-            self._dispatch(protocol.receive_data(data))
-        # Replies, pongs and close echoes count against write_limit alike:
-        # read no more from a client whose queue is over it until it drains.
-        if self.stream.queued > self.server.write_limit:
-            self.stream.pause_reading()
-
-    def _deliver(self, message: str | bytes) -> bool:
-        """One message of the fast path to the handler; whether to go on with it."""
-        try:
-            self.server.handler.on_message(self, message)
-        except ConnectionClosed:
-            pass  # the handler raced a close: nothing to report
-        except Exception as exc:  # noqa: BLE001 - reported to the handler
-            self._handler_failed(exc)
-        return self.protocol.state is _OPEN
 
     def _on_stream_closed(self) -> None:
         if not self._closed:

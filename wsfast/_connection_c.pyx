@@ -1,0 +1,195 @@
+"""The per-message path of a server connection, compiled: the twin of ``_connection_py.py``.
+
+The same methods over C fields; a reply is framed here and queued with the
+stream core's C method, without a Python frame between the handler's
+``ws.send(message)`` and the write queue.
+
+The answers of the protocol's ``whole_message_limit()`` and
+``can_send_prebuilt()`` are kept between messages: only a call of one of the
+protocol's methods can change them, and every such call either goes through
+the ``protocol`` attribute, whose getter forgets them, or is made here,
+which forgets them too. What the fast paths do (deliver whole messages,
+queue prebuilt frames) changes nothing the protocol knows. A kept
+``can_send_prebuilt()`` is used only while the protocol has no output
+pending: a send made through an older reference to the protocol queues
+some, and is then seen.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8String
+
+from wsfast._stream_c cimport StreamCore
+
+from wsfast._receive_c import deliver_whole_messages
+from wsfast.exceptions import ConnectionClosed
+from wsfast.protocol import State, _byte_buffer
+
+_OPEN = State.OPEN
+
+DEF UNKNOWN = -1  # _limit and _prebuilt: ask the protocol
+DEF NO_LIMIT = -2  # _limit: whole_message_limit() is None
+
+
+def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
+    """Queue one prebuilt frame for every receiver that can take it as it is.
+
+    See ``wsfast._connection_py.queue_shared``, the pure-Python twin.
+    """
+    cdef list rest = []
+    cdef ConnectionCore connection
+    cdef StreamCore stream
+    for receiver in receivers:
+        if not isinstance(receiver, ConnectionCore):
+            rest.append(receiver)
+            continue
+        connection = <ConnectionCore>receiver
+        stream = connection.stream
+        if (
+            connection._protocol.buffered_amount
+            or stream.queued > limit
+            or not connection._can_send_prebuilt()
+        ):
+            rest.append(receiver)
+        else:
+            stream._push(frame, size, True)
+    return rest
+
+
+cdef bytes _header(unsigned char opcode, Py_ssize_t length):
+    """A final, unmasked frame's header (RFC 6455 §5.2)."""
+    cdef bytes header
+    cdef unsigned char *p
+    cdef int i
+    if length < 126:
+        header = PyBytes_FromStringAndSize(NULL, 2)
+        p = <unsigned char *>PyBytes_AS_STRING(header)
+        p[1] = <unsigned char>length
+    elif length < 65536:
+        header = PyBytes_FromStringAndSize(NULL, 4)
+        p = <unsigned char *>PyBytes_AS_STRING(header)
+        p[1] = 126
+        p[2] = <unsigned char>(length >> 8)
+        p[3] = <unsigned char>length
+    else:
+        header = PyBytes_FromStringAndSize(NULL, 10)
+        p = <unsigned char *>PyBytes_AS_STRING(header)
+        p[1] = 127
+        for i in range(8):
+            p[9 - i] = <unsigned char>(length >> (8 * i))
+    p[0] = 0x80 | opcode
+    return header
+
+
+cdef class ConnectionCore:
+    """The sending and receiving half of a server connection.
+
+    See ``wsfast._connection_py.ConnectionCore``, the pure-Python twin.
+    """
+
+    cdef public object server
+    cdef public StreamCore stream
+    cdef public object keepalive
+    cdef object _protocol
+    cdef Py_ssize_t _limit  # whole_message_limit(), NO_LIMIT for None, or UNKNOWN
+    cdef int _prebuilt  # can_send_prebuilt(), or UNKNOWN
+
+    def __cinit__(self):
+        self._limit = UNKNOWN
+        self._prebuilt = UNKNOWN
+
+    @property
+    def protocol(self):
+        """The sans-IO connection; code that reads this may change its state."""
+        self._forget()
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, value):
+        self._protocol = value
+        self._forget()
+
+    cdef inline void _forget(self) noexcept:
+        self._limit = UNKNOWN
+        self._prebuilt = UNKNOWN
+
+    cdef bint _can_send_prebuilt(self) except -1:
+        if self._prebuilt == UNKNOWN:
+            self._prebuilt = 1 if self._protocol.can_send_prebuilt() else 0
+        return self._prebuilt
+
+    def send(self, message):
+        """Send a text message (``str``) or a binary one (any bytes-like object).
+
+        A binary payload is queued as is, without a copy (memoryviews and
+        numpy arrays included): do not modify it until it is written.
+
+        Raises:
+            ConnectionClosed: the connection is not OPEN.
+        """
+        cdef object protocol = self._protocol
+        cdef StreamCore stream = self.stream
+        cdef object payload
+        cdef bytes header
+        cdef unsigned char opcode
+        if stream.queued + <Py_ssize_t>protocol.buffered_amount > <Py_ssize_t>self.server.write_limit:
+            self.server._admit(self)
+        # With output pending (a pong), ask: the protocol's sends queue output.
+        if self._can_send_prebuilt() if not protocol.buffered_amount else protocol.can_send_prebuilt():
+            # The common case, framed here without the sans-IO send path;
+            # what the protocol queued before (a pong) goes out first.
+            if protocol.buffered_amount:
+                self._forget()
+                stream.write(protocol.data_to_send())
+            if type(message) is str:
+                payload = PyUnicode_AsUTF8String(message)
+                opcode = 0x1
+            elif type(message) is bytes:
+                payload = message
+                opcode = 0x2
+            else:
+                payload = _byte_buffer(message)
+                opcode = 0x2
+            header = _header(opcode, len(payload))
+            stream._push([header, payload], PyBytes_GET_SIZE(header) + len(payload), False)
+            return
+        self._forget()
+        if type(message) is str:
+            protocol.send_text(message)
+        else:
+            protocol.send_binary(message)
+        self._flush_protocol()
+
+    def _on_data(self, data):
+        """The stream's ``on_data``: the bytes of one read."""
+        cdef Py_ssize_t limit = self._limit
+        self.keepalive.last_seen = self.server.loop.now
+        protocol = self._protocol
+        if limit == UNKNOWN:
+            answer = protocol.whole_message_limit()
+            limit = NO_LIMIT if answer is None else answer
+            self._limit = limit
+        if limit != NO_LIMIT:
+            # Whole messages go straight to the handler; the protocol gets the rest.
+            taken = deliver_whole_messages(data, limit, self._deliver)
+            if taken < len(data):
+                self._forget()
+                self._dispatch(protocol.receive_data(data[taken:]))
+            elif protocol.buffered_amount or protocol.should_close_transport:
+                self._flush_protocol()
+        else:
+            self._forget()
+            self._dispatch(protocol.receive_data(data))
+        # Replies, pongs and close echoes count against write_limit alike:
+        # read no more from a client whose queue is over it until it drains.
+        if self.stream.queued > <Py_ssize_t>self.server.write_limit:
+            self.stream.pause_reading()
+
+    def _deliver(self, message):
+        """One message of the fast path to the handler; whether to go on with it."""
+        try:
+            self.server.handler.on_message(self, message)
+        except ConnectionClosed:
+            pass  # the handler raced a close: nothing to report
+        except Exception as exc:
+            self._handler_failed(exc)
+        return self._protocol.state is _OPEN
