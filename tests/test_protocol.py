@@ -39,7 +39,13 @@ from wsfast.events import (
 )
 from wsfast.exceptions import ConnectionClosed
 from wsfast.extensions import PerMessageDeflate, PerMessageDeflateCodec
-from wsfast.frames import Close, Frame, FrameParser, Opcode
+from wsfast.frames import OP_BINARY as BINARY
+from wsfast.frames import OP_CLOSE as CLOSE
+from wsfast.frames import OP_CONTINUATION as CONT
+from wsfast.frames import OP_PING as PING
+from wsfast.frames import OP_PONG as PONG
+from wsfast.frames import OP_TEXT as TEXT
+from wsfast.frames import Close, Frame, FrameParser
 from wsfast.handshake import ClientHandshake, RequestParser, Response, ResponseParser, ServerHandshake, accept_key
 from wsfast.protocol import DEFAULT_MAX_MESSAGE_SIZE, Connection, Role, State
 
@@ -62,13 +68,6 @@ from .helpers import (
 
 KiB = 1024
 MiB = 1024 * KiB
-
-CONT = Opcode.CONTINUATION
-TEXT = Opcode.TEXT
-BINARY = Opcode.BINARY
-CLOSE = Opcode.CLOSE
-PING = Opcode.PING
-PONG = Opcode.PONG
 
 # "κόσμε", the Greek word of Markus Kuhn's UTF-8 test file, used throughout Autobahn 6.x.
 KOSME = "κόσμε".encode()
