@@ -218,7 +218,7 @@ def test_1_message_data_is_str_or_bytes_whatever_the_path(conn: Connection) -> N
         + peer_frame(conn, PONG, b"pong")
     )
     events = conn.receive_data(memoryview(wire))
-    assert [type(e if isinstance(e, (str, bytes)) else e.payload) for e in events] == [  # type: ignore[union-attr]
+    assert [type(e if isinstance(e, (str, bytes)) else e.payload) for e in events] == [
         bytes,
         bytes,
         str,
@@ -1143,9 +1143,65 @@ def test_9_max_message_size_holds_when_max_frame_size_is_larger(conn: Connection
     assert_failed(peer, events, 1009)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_message_size": 0}, {"max_frame_size": 0}, {"max_message_size": -1}])
+# Issue 9: nothing counted empty fragments, so a message could go on forever,
+# each frame costing work (as in Node's ws, where they went uncounted too).
+@pytest.mark.parametrize("stream", [False, True], ids=["assembled", "streamed"])
+@pytest.mark.parametrize("piece", [b"", b"a"], ids=["empty", "one-byte"])
+def test_9_a_message_in_more_than_max_fragments_fails_with_1009(conn: Connection, piece: bytes, stream: bool) -> None:
+    peer = Connection(conn.role, max_fragments=8, stream_fragments=stream)
+    at_the_limit = b"".join(fragments(peer, BINARY, [piece] * 8))
+    events = peer.receive_data(at_the_limit)
+    assert b"".join(e.data if isinstance(e, Fragment) else e for e in events) == piece * 8
+    events = peer.receive_data(b"".join(fragments(peer, BINARY, [piece] * 9)))
+    frames = assert_failed(peer, events, 1009)
+    assert events[-1].reason == "message in more than 8 fragments"
+    assert frames == []
+
+
+def test_9_a_failed_connection_does_not_keep_the_read_that_failed_it(conn: Connection) -> None:
+    peer = Connection(conn.role, max_fragments=1000)
+    peer.receive_data(peer_frame(peer, BINARY, b"a", fin=False))
+    read = peer_frame(peer, CONT, b"", fin=False) * 60_000
+    events, retained, _ = traced(lambda: peer.receive_data(read))
+    assert_failed(peer, events, 1009)
+    assert retained < 64 * KiB  # the traceback in Closed.error held the read's 60,000 frames: 3 MiB
+
+
+def test_9_the_fragment_count_restarts_with_each_message(conn: Connection) -> None:
+    peer = Connection(conn.role, max_fragments=3)
+    wire = b"".join(fragments(peer, TEXT, [b"a", b"b", b"c"])) + peer_frame(peer, PING) + peer_frame(peer, TEXT, b"d")
+    assert peer.receive_data(wire * 3) == ["abc", Ping(b""), "d"] * 3
+
+
+def test_9_control_frames_between_fragments_do_not_count(conn: Connection) -> None:
+    peer = Connection(conn.role, max_fragments=2)
+    first, second = fragments(peer, BINARY, [b"a", b"b"])
+    assert peer.receive_data(first + peer_frame(peer, PING) * 10 + second) == [Ping(b"")] * 10 + [b"ab"]
+
+
+def test_9_the_default_fragment_limit_follows_max_message_size() -> None:
+    assert Connection(Role.SERVER).max_fragments == 262_144  # one per 64 bytes of 16 MiB
+    assert Connection(Role.SERVER, max_message_size=64 * MiB).max_fragments == 1_048_576
+    assert Connection(Role.SERVER, max_message_size=1000).max_fragments == 65_536  # the floor
+    assert Connection(Role.SERVER, max_message_size=1000, max_fragments=10).max_fragments == 10
+
+
+def test_9_empty_fragments_past_the_default_limit_fail_with_1009(server: Connection) -> None:
+    server.receive_data(client_frame(TEXT, b"a", fin=False))
+    empty = client_frame(CONT, b"", fin=False)
+    for _ in range(262_144 // 8192 - 1):
+        assert server.receive_data(empty * 8192) == []
+    assert server.receive_data(empty * 8191) == []  # the message's 262,144th frame
+    assert_failed(server, server.receive_data(empty), 1009)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_message_size": 0}, {"max_frame_size": 0}, {"max_message_size": -1}, {"max_fragments": 0}],
+    ids=["max_message_size=0", "max_frame_size=0", "max_message_size=-1", "max_fragments=0"],
+)
 def test_9_limits_must_be_positive(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be > 0"):
         Connection(Role.SERVER, **kwargs)
 
 
@@ -1454,6 +1510,14 @@ def test_12_a_fragmented_zip_bomb_fails_with_1009() -> None:
     ]
     events = server.receive_data(b"".join(frames))
     assert_failed(server, events, 1009)
+
+
+def test_12_compressed_fragments_count_toward_max_fragments() -> None:
+    payloads = deflate(b"a", b"", b"b", b"")
+    frames = [client_frame(CONT if i else BINARY, p, fin=i == 3, rsv=0 if i else RSV1) for i, p in enumerate(payloads)]
+    assert deflate_server(max_fragments=4).receive_data(b"".join(frames)) == [b"ab"]
+    server = deflate_server(max_fragments=3)
+    assert_failed(server, server.receive_data(b"".join(frames)), 1009)
 
 
 def test_12_a_compressed_message_exactly_at_the_limit_is_accepted() -> None:
@@ -1946,7 +2010,7 @@ def test_stream_text_never_splits_a_code_point(conn: Connection) -> None:
     assert "".join(str(e.data) for e in events if isinstance(e, Fragment)) == text
     assert [e.final for e in events if isinstance(e, Fragment)] == [False] * (len(events) - 1) + [True]
     # One event per complete code point: partial bytes are held back, never replaced.
-    assert all(e.data for e in events[:-1])  # type: ignore[union-attr]
+    assert all(e.data for e in events[:-1])
     assert len(events) == len(text)
 
 

@@ -60,6 +60,9 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "Role", "State"]
 
 #: Default limit on a received message, after decompression.
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# The default max_fragments: one frame per 64 bytes of max_message_size (the
+# smallest fragments of Autobahn's case 9.3), and never fewer than this.
+_MIN_DEFAULT_MAX_FRAGMENTS = 65_536
 
 _RSV1 = 4
 _urandom = os.urandom
@@ -162,6 +165,7 @@ class Connection:
         extensions: Sequence[object] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
+        max_fragments: int | None = None,
         max_header_bytes: int = 16384,
         auto_pong: bool = True,
         stream_fragments: bool = False,
@@ -180,6 +184,10 @@ class Connection:
                 decompression; larger ones fail the connection with 1009.
             max_frame_size: the largest frame payload accepted (defaults to
                 ``max_message_size``).
+            max_fragments: the most frames a received message may come in,
+                empty ones included; more fail the connection with 1009.
+                Defaults to one per 64 bytes of ``max_message_size``, and at
+                least 65,536 (262,144 for the default 16 MiB).
             max_header_bytes: the limit on the handshake's header block.
             auto_pong: answer pings with pongs automatically.
             stream_fragments: deliver data frames as :class:`~wsfast.events.Fragment`
@@ -195,10 +203,15 @@ class Connection:
             max_frame_size = max_message_size
         if max_frame_size <= 0:
             raise ValueError(f"max_frame_size must be > 0, got {max_frame_size}")
+        if max_fragments is None:
+            max_fragments = max(max_message_size // 64, _MIN_DEFAULT_MAX_FRAGMENTS)
+        if max_fragments <= 0:
+            raise ValueError(f"max_fragments must be > 0, got {max_fragments}")
         is_server = self.role is Role.SERVER
         if handshake is not None and isinstance(handshake, ServerHandshake) != is_server:
             raise ValueError(f"a {self.role.value} connection needs a {self.role.value} handshake")
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.auto_pong = auto_pong
         self.stream_fragments = stream_fragments
         self.subprotocol = subprotocol
@@ -221,10 +234,12 @@ class Connection:
         self.buffered_amount = 0
         # The message being received: its opcode (0 when none), its payload
         # so far (one buffer, so a fragment costs its bytes and nothing
-        # more), size, whether it is compressed, and a UTF-8 validator.
+        # more), size, frames so far, whether it is compressed, and a UTF-8
+        # validator.
         self._message_opcode = 0
         self._message = bytearray()
         self._message_size = 0
+        self._message_fragments = 0
         self._compressed = False
         self._validator = Utf8Validator()
         # Payload bytes of the incomplete frame that the validator has seen.
@@ -473,12 +488,18 @@ class Connection:
                 raise ProtocolError("continuation frame without a message to continue")
             if rsv:
                 raise ProtocolError("RSV1 set on a continuation frame")
+            # Counted whatever their size: an empty fragment costs no memory,
+            # but work, and without a bound a message need never end.
+            self._message_fragments += 1
+            if self._message_fragments > self.max_fragments:
+                raise PayloadTooBig(f"message in more than {self.max_fragments} fragments")
         else:
             if self._message_opcode:
                 raise ProtocolError("new data frame inside a fragmented message")
             self._message_opcode = opcode
             self._compressed = bool(rsv & _RSV1)
             self._message_size = 0
+            self._message_fragments = 1
             if opcode == OP_TEXT:
                 if not checked:
                     self._validator.reset()
@@ -538,6 +559,9 @@ class Connection:
         (phase FAILING, which reads OPEN), so the replies to them go first.
         """
         reason = str(exc).encode()[:123].decode("utf-8", "ignore")
+        # The Closed event keeps exc: its traceback would keep the frames of
+        # the whole read alive with it (3 MiB for 60,000 empty frames).
+        exc.__traceback__ = None
         self._message = bytearray()
         if self._phase is not _Phase.OPEN:
             self._enter(_Phase.CLOSED)  # our close frame is out already
