@@ -66,6 +66,10 @@ _MIN_DEFAULT_MAX_FRAGMENTS = 65_536
 
 _RSV1 = 4
 _urandom = os.urandom
+# Text is fed to the UTF-8 validator in steps of at most this: the pure
+# twin's copies what it is given, and a whole fragment inflated from a few
+# bytes would be copied at once.
+_UTF8_STEP = 256 * 1024
 
 
 def _byte_buffer(data: Any) -> Any:
@@ -505,33 +509,56 @@ class Connection:
                     self._validator.reset()
                 self._text_decoder.reset()
         is_text = self._message_opcode == OP_TEXT
-        if self._compressed:
+        message = self._message
+        if self._compressed and not self.stream_fragments:
             assert self._deflate is not None
-            # The codec bounds the inflated size of the whole message.
-            payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size)
-        self._message_size += len(payload)
-        if self._message_size > self.max_message_size:
-            raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
-        if is_text:
-            # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
-            valid, complete, _, _ = self._validator.validate(memoryview(payload)[checked:] if checked else payload)
-            if not valid or (fin and not complete):
-                raise InvalidUTF8("invalid UTF-8 in a text message")
-        if self.stream_fragments:
+            # Inflated straight into the message, within the limit: a bomb in
+            # fragments costs the limit, not the limit and a fragment more.
+            start = len(message)
+            self._deflate.decompress_into(payload, message, final=fin, max_size=self.max_message_size)
             if is_text:
-                text = self._text_decoder.decode(payload, fin)  # valid: checked above
-                if fin or text:
-                    events.append(Fragment(text, fin))
-            elif fin or payload:
-                events.append(Fragment(payload, fin))
+                self._check_text(memoryview(message)[start:], fin)
         else:
-            message = self._message
-            message += payload
-            if fin:
+            if self._compressed:
+                assert self._deflate is not None
+                # The codec bounds the inflated size of the whole message.
+                payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size)
+            self._message_size += len(payload)
+            if self._message_size > self.max_message_size:
+                raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
+            if is_text:
+                self._check_text(memoryview(payload)[checked:] if checked else payload, fin)
+            if self.stream_fragments:
+                if is_text:
+                    text = self._text_decoder.decode(payload, fin)  # valid: checked above
+                    if fin or text:
+                        events.append(Fragment(text, fin))
+                elif fin or payload:
+                    events.append(Fragment(payload, fin))
+            else:
+                message += payload
+        if fin:
+            if not self.stream_fragments:
                 self._message = bytearray()
                 events.append(message.decode("utf-8") if is_text else bytes(message))
-        if fin:
             self._message_opcode = 0
+
+    def _check_text(self, data: Any, fin: bool) -> None:
+        """Feed a text message's next bytes to the UTF-8 validator (RFC 6455 §8.1: fail fast).
+
+        Raises:
+            InvalidUTF8: ``data`` holds an invalid byte, or ends the message
+                inside a code point.
+        """
+        validate = self._validator.validate
+        view = memoryview(data)
+        last = max(len(view) - 1, 0) // _UTF8_STEP * _UTF8_STEP  # where the last step starts
+        for start in range(0, last, _UTF8_STEP):
+            if not validate(view[start : start + _UTF8_STEP])[0]:
+                raise InvalidUTF8("invalid UTF-8 in a text message")
+        valid, complete, _, _ = validate(view[last:])
+        if not valid or (fin and not complete):
+            raise InvalidUTF8("invalid UTF-8 in a text message")
 
     def _receive_ping_pong(self, opcode: int, payload: bytes, events: list[Event]) -> None:
         if opcode == OP_PING:
