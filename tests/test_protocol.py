@@ -1517,7 +1517,7 @@ def test_12_a_fragmented_zip_bomb_fails_with_1009() -> None:
 # Run in a fresh interpreter: the peak RSS of this process is its whole past.
 FRAGMENTED_BOMB_PEAK = """
 import zlib
-from wsfast.extensions import PerMessageDeflateCodec
+from wsfast.extensions import PerMessageDeflate
 from wsfast.kernels import build_frame
 from wsfast.protocol import Connection
 
@@ -1533,13 +1533,7 @@ wire = b"".join(
     build_frame(1 if i == 0 else 0, piece, fin=i == 15, rsv=4 if i == 0 else 0, mask_key=b"abcd")
     for i, piece in enumerate(pieces)
 )
-codec = PerMessageDeflateCodec(
-    is_server=True,
-    local_no_context_takeover=False,
-    remote_no_context_takeover=False,
-    local_max_window_bits=15,
-    remote_max_window_bits=15,
-)
+_, codec = PerMessageDeflate().accept([])  # a client offering permessage-deflate, no parameters
 server = Connection("server", extensions=[codec], max_message_size=16 << 20)
 with open("/proc/self/clear_refs", "w") as clear_refs:
     clear_refs.write("5")  # VmHWM restarts from VmRSS
