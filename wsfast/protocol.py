@@ -265,12 +265,11 @@ class Connection:
         self.state, self.should_close_transport = _VIEW[self._phase]
         if handshake is None:
             self._use_extensions(extensions)
+        elif isinstance(handshake, ServerHandshake):
+            self._http_parser = RequestParser(max_header_bytes=max_header_bytes)
         else:
-            if isinstance(handshake, ServerHandshake):
-                self._http_parser = RequestParser(max_header_bytes=max_header_bytes)
-            else:
-                self._http_parser = ResponseParser(max_header_bytes=max_header_bytes)
-                self._queue(handshake.request().serialize())
+            self._http_parser = ResponseParser(max_header_bytes=max_header_bytes)
+            self._queue(handshake.request().serialize())
 
     # --- properties --------------------------------------------------------
 
