@@ -113,6 +113,10 @@ class _Phase(enum.Enum):
     CLOSED = "closed"  # CLOSED: nothing more is received or sent; close the transport
 
 
+# The phases tested on every receive_data() and data_to_send(), under module
+# names: an attribute of an enum class costs about 100 ns on CPython 3.11.
+_OPEN, _CLOSE_SENT, _FAILING = _Phase.OPEN, _Phase.CLOSE_SENT, _Phase.FAILING
+
 # Rule 1: every change of phase, with what causes it.
 _TRANSITIONS: dict[tuple[_Phase, _Phase], str] = {
     (_Phase.HANDSHAKE, _Phase.OPEN): "the opening handshake succeeded",
@@ -302,7 +306,7 @@ class Connection:
             the close frame, and the connection is CLOSED from that call on.
         """
         phase = self._phase
-        if phase is not _Phase.OPEN and phase is not _Phase.CLOSE_SENT:
+        if phase is not _OPEN and phase is not _CLOSE_SENT:
             if phase is _Phase.HANDSHAKE:
                 return self._receive_handshake(data)
             # A plain HTTP request awaits its response; or a close frame
@@ -628,7 +632,7 @@ class Connection:
         very object passed to a send method: do not modify it until written.
         """
         output, self._output = self._output, []
-        if self._phase is _Phase.FAILING:
+        if self._phase is _FAILING:
             output += self._failure_close
             self._failure_close = []
             self._enter(_Phase.CLOSED)
