@@ -3,9 +3,9 @@
 Each case runs in a fresh process (so one case's heap never hides another's)
 and prints one line: the case, the implementation, and what it measured.
 
-- ``fragments``: a server :class:`~wsfast.protocol.Connection` fed 300,000
-  one-byte fragments of a text message, then 300,000 empty ones (in reads of
-  60,000 frames): growth of VmRSS.
+- ``fragments``: a server :class:`~wsfast.protocol.Connection` fed 120,000
+  one-byte fragments of a text message, then empty ones until it fails (in
+  reads of 60,000 frames): growth of VmRSS, and the close.
 - ``announced``: 50 server ``FrameParser`` objects, each fed a header that
   announces a 16 MiB frame plus 24 bytes of it: growth of VmSize (the address
   space) and VmRSS.
@@ -55,6 +55,7 @@ def _frame(opcode: int, payload: bytes, fin: bool, rsv: int = 0) -> bytes:
 
 
 def fragments() -> str:
+    from wsfast.events import Closed
     from wsfast.protocol import Connection
 
     connection = Connection("server", max_message_size=16 * MiB)
@@ -62,16 +63,21 @@ def fragments() -> str:
     empty = _frame(0, b"", False)
     before = _status_kib("VmRSS")
     connection.receive_data(_frame(1, b"a", False))
-    for _ in range(5):
+    frames = 1
+    for _ in range(2):
         connection.receive_data(one_byte * 60_000)
+        frames += 60_000
     after_one_byte = _status_kib("VmRSS")
-    for _ in range(5):
-        connection.receive_data(empty * 60_000)
+    while connection.state.name == "OPEN":
+        events = connection.receive_data(empty * 60_000)
+        frames += 60_000
     after_empty = _status_kib("VmRSS")
-    assert connection.state.name == "OPEN"
+    closed = events[-1]
+    assert isinstance(closed, Closed), events
     return (
-        f"RSS +{_mib(after_one_byte - before)} after 300,000 one-byte fragments, "
-        f"+{_mib(after_empty - before)} after 300,000 empty ones more"
+        f"RSS +{_mib(after_one_byte - before)} after 120,001 one-byte fragments, "
+        f"+{_mib(after_empty - before)} after empty ones more, until closed with {closed.code} "
+        f"({closed.reason!r}) within {frames:,} frames"
     )
 
 

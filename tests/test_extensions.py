@@ -398,6 +398,33 @@ def test_a_zip_bomb_is_stopped_without_being_inflated() -> None:
     assert bounded_peak < 4 * MiB < 10 * MiB <= unbounded_peak  # the meter sees what inflating costs
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=6), st.sampled_from([None, 1 << 20]))
+def test_decompress_into_appends_what_decompress_returns(fragments: list[bytes], max_size: int | None) -> None:
+    sender, receiver = codecs()
+    _, into = codecs()
+    output = bytearray(b"kept")
+    for i, fragment in enumerate(fragments):
+        final = i == len(fragments) - 1
+        payload = sender.compress(fragment * 3, final=final)
+        expected = receiver.decompress(payload, final=final, max_size=max_size)
+        assert expected == fragment * 3
+        into.decompress_into(payload, output, final=final, max_size=max_size)
+    assert output == b"kept" + b"".join(fragment * 3 for fragment in fragments)
+
+
+def test_decompress_into_stops_a_zip_bomb_in_fragments_at_the_limit() -> None:
+    # Issue 9: each fragment inflated apart, then appended, peaked at 1.24x the limit.
+    sender, receiver = codecs()
+    payloads = [sender.compress(bytes(3 * MiB), final=False) for _ in range(3)]
+    output = bytearray()
+    receiver.decompress_into(payloads[0], output, final=False, max_size=4 * MiB)
+    with pytest.raises(PayloadTooBig) as failure:
+        receiver.decompress_into(payloads[1], output, final=False, max_size=4 * MiB)
+    assert failure.value.code == 1009
+    assert 3 * MiB <= len(output) <= 4 * MiB  # inflated in place, never a byte past the limit
+
+
 @pytest.mark.parametrize("max_size, fits", [(3000, True), (2999, False)])
 def test_max_size_counts_the_whole_message_across_fragments(max_size: int, fits: bool) -> None:
     sender, receiver = codecs()

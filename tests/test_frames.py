@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wsfast import frames
 from wsfast.exceptions import InvalidUTF8, ProtocolError
 from wsfast.frames import Close, CloseCode, Frame, FrameParser, Opcode, build_frame, is_valid_close_code
 
@@ -20,6 +21,13 @@ def test_opcodes_are_the_six_of_rfc_6455() -> None:
         "PING": 0x9,
         "PONG": 0xA,
     }
+
+
+def test_each_opcode_is_also_a_module_name_bound_to_its_int() -> None:
+    for op in Opcode:
+        value = getattr(frames, f"OP_{op.name}")
+        assert type(value) is int and value == op  # exact ints compare faster
+        assert f"OP_{op.name}" in frames.__all__
 
 
 def test_control_opcodes_are_those_with_the_high_bit() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConnectionClosed
-from .frames import Opcode, frame_header
+from .frames import OP_BINARY, OP_TEXT, frame_header
 from .kernels import PURE
 from .protocol import State, _byte_buffer
 
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionCore", "queue_shared"]
 
-_BINARY = Opcode.BINARY.value
-_TEXT = Opcode.TEXT.value
 _OPEN = State.OPEN
 
 
@@ -102,10 +100,10 @@ class ConnectionCore:
                 stream.write(protocol.data_to_send())
             if type(message) is str:
                 payload: Any = message.encode("utf-8")
-                opcode = _TEXT
+                opcode = OP_TEXT
             else:
                 payload = _byte_buffer(message)
-                opcode = _BINARY
+                opcode = OP_BINARY
             header = frame_header(opcode, len(payload))
             stream.write([header, payload], size=len(header) + len(payload))
             return

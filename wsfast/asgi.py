@@ -28,7 +28,7 @@ from uvicorn.server import ServerState
 from .events import Closed, CloseReceived, Event, Pong
 from .exceptions import ConnectionClosed, InvalidHandshake
 from .extensions import PerMessageDeflate
-from .frames import CloseCode, Opcode, frame_header
+from .frames import OP_BINARY, OP_TEXT, CloseCode, frame_header
 from .handshake import Accepted, RequestParser, ServerHandshake
 from .http11 import Headers, Request, Response, split_list
 from .protocol import Connection, Role
@@ -36,8 +36,6 @@ from .protocol import Connection, Role
 __all__ = ["UvicornProtocol"]
 
 _TRACE = 5  # uvicorn.logging.TRACE_LOG_LEVEL
-_TEXT = Opcode.TEXT.value
-_BINARY = Opcode.BINARY.value
 
 
 def _latin1_pairs(items: Any) -> list[tuple[str, str]]:
@@ -347,20 +345,20 @@ class UvicornProtocol(asyncio.Protocol):
         assert conn is not None
         data = message.get("bytes")
         if data is not None:
-            opcode = _BINARY
+            opcode = OP_BINARY
         else:
             data = message.get("text")
             if data is None:
                 raise RuntimeError("a 'websocket.send' message needs 'bytes' or 'text'")
-            opcode = _TEXT
+            opcode = OP_TEXT
         if conn.can_send_prebuilt() and not conn.buffered_amount:
             # Framed here, header and payload in one write: the protocol's
             # send path would queue two buffers for the same bytes.
-            payload = data.encode("utf-8") if opcode == _TEXT else data
+            payload = data.encode("utf-8") if opcode == OP_TEXT else data
             self.transport.write(frame_header(opcode, len(payload)) + payload)
             return
         try:
-            if opcode == _TEXT:
+            if opcode == OP_TEXT:
                 conn.send_text(data)
             else:
                 conn.send_binary(data)

@@ -50,7 +50,7 @@ _EMPTY_BLOCK_TAIL = b"\x00\x00\xff\xff"
 # Payloads up to this size get the tail appended and are inflated in one call.
 _JOIN_TAIL_LIMIT = 64 * 1024
 # The most one zlib call inflates at a time (see _inflate_stream).
-_INFLATE_STEP = 1024 * 1024
+_INFLATE_STEP = 256 * 1024
 
 # RFC 7692 §7.1.2.1: "a decimal integer value without leading zeroes
 # between 8 to 15, inclusive". A table accepts exactly that and nothing
@@ -419,18 +419,36 @@ class PerMessageDeflateCodec:
             ProtocolError: the payload is not valid DEFLATE data (close code
                 1007).
         """
+        return self._decompress(data, final, max_size, None)
+
+    def decompress_into(self, data: BytesLike, output: bytearray, *, final: bool, max_size: int | None = None) -> None:
+        """:meth:`decompress`, appending the decompressed bytes to ``output``.
+
+        For a message assembled in one buffer: no fragment's output is held
+        apart from it, so a zip bomb in many fragments costs about
+        ``max_size`` too. On an exception ``output`` may hold part of this
+        fragment's bytes.
+
+        Raises:
+            PayloadTooBig: as :meth:`decompress`.
+            ProtocolError: as :meth:`decompress`.
+        """
+        self._decompress(data, final, max_size, output)
+
+    def _decompress(self, data: BytesLike, final: bool, max_size: int | None, out: bytearray | None) -> bytes:
+        """:meth:`decompress` or, with ``out``, :meth:`decompress_into` (returning ``b""``)."""
         try:
             if final and len(data) <= _JOIN_TAIL_LIMIT:
                 data = bytes(data) + _EMPTY_BLOCK_TAIL  # one zlib call instead of two
-                if not self._message_size and max_size is not None:
+                if not self._message_size and max_size is not None and out is None:
                     output = self._inflate_whole(data, max_size)
                 else:
-                    output = self._inflate(data, max_size)
+                    output = self._inflate(data, max_size, out)
             else:
-                output = self._inflate(data, max_size)
+                output = self._inflate(data, max_size, out)
                 if final:
                     # Usually b"", and bytes + b"" is no copy.
-                    output += self._inflate(_EMPTY_BLOCK_TAIL, max_size)
+                    output += self._inflate(_EMPTY_BLOCK_TAIL, max_size, out)
         except PayloadTooBig:
             self._forget_message()
             raise
@@ -465,34 +483,40 @@ class PerMessageDeflateCodec:
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-        output = self._inflate_stream(decompressor, data, max_size)
+        output = self._inflate_stream(decompressor, data, max_size, None)
         self._decompressor = decompressor
         if decompressor.eof:
             # A BFINAL block inside the message (rare): what follows starts a
             # new zlib stream, as in _inflate.
             self._decompressor = None
-            output += self._inflate(decompressor.unused_data, max_size)
+            output += self._inflate(decompressor.unused_data, max_size, None)
         return output
 
-    def _inflate(self, data: BytesLike, max_size: int | None) -> bytes:
-        """Decompress ``data`` into the current message, within ``max_size``."""
+    def _inflate(self, data: BytesLike, max_size: int | None, out: bytearray | None) -> bytes:
+        """Decompress ``data`` into the current message, within ``max_size``.
+
+        Returns the bytes, or appends them to ``out`` and returns ``b""``.
+        """
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-        output = self._inflate_stream(decompressor, data, max_size)
+        output = self._inflate_stream(decompressor, data, max_size, out)
         while decompressor.eof:
             # RFC 7692 §7.2.3.4: a BFINAL block ends zlib's stream, not the
             # message; what follows (at least the appended tail) is decoded
             # as the start of a new stream.
             rest = decompressor.unused_data
             decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-            output += self._inflate_stream(decompressor, rest, max_size)
+            output += self._inflate_stream(decompressor, rest, max_size, out)
         self._decompressor = decompressor
         return output
 
-    def _inflate_stream(self, decompressor: zlib._Decompress, data: BytesLike, max_size: int | None) -> bytes:
+    def _inflate_stream(
+        self, decompressor: zlib._Decompress, data: BytesLike, max_size: int | None, out: bytearray | None
+    ) -> bytes:
         """Feed ``data`` to one zlib stream, asking at most one byte past the limit.
 
+        Returns the bytes, or appends them to ``out`` and returns ``b""``.
         Past ``_INFLATE_STEP`` bytes the output comes in steps of that size:
         zlib joins what one call produces, so a single call for a bomb would
         briefly hold twice the limit; in steps, it holds the limit plus a step.
@@ -500,7 +524,10 @@ class PerMessageDeflateCodec:
         if max_size is None:
             output = decompressor.decompress(data)
             self._message_size += len(output)
-            return output
+            if out is None:
+                return output
+            out += output
+            return b""
         budget = max(max_size - self._message_size, 0)
         pieces = []
         size = 0
@@ -508,11 +535,13 @@ class PerMessageDeflateCodec:
             # Output shorter than max_length means zlib used all the input.
             asked = min(budget - size + 1, _INFLATE_STEP)
             piece = decompressor.decompress(data, asked)
-            if piece:
-                pieces.append(piece)
-                size += len(piece)
+            size += len(piece)
             if size > budget:
                 raise PayloadTooBig(f"compressed message decompresses to more than {max_size} bytes")
+            if out is not None:
+                out += piece
+            elif piece:
+                pieces.append(piece)
             if len(piece) < asked:
                 break
             data = decompressor.unconsumed_tail

@@ -6,6 +6,17 @@ acts on the events it returns, and writes what :meth:`Connection.data_to_send`
 hands back. Rules of RFC 6455 (and RFC 7692 when permessage-deflate is
 negotiated) are enforced here, failing the connection with the right close
 code.
+
+Where a connection is in its life is one private :class:`_Phase`; the rules:
+
+1. Every change of phase goes through :meth:`Connection._enter`, which
+   checks the pair against ``_TRANSITIONS`` (the table says what causes
+   each change) and raises ``RuntimeError`` naming both phases otherwise.
+2. The public view is read off the phase only (``_VIEW``):
+   :attr:`Connection.state` (the browser's ``readyState``) and
+   :attr:`Connection.should_close_transport`.
+3. The other fields are data (what was sent, what is being received), never
+   state: no test of a field stands for "which phase".
 """
 
 from __future__ import annotations
@@ -29,7 +40,19 @@ from .events import (
 )
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidUTF8, PayloadTooBig, ProtocolError
 from .extensions import PerMessageDeflateCodec
-from .frames import Close, CloseCode, FrameParser, Opcode, build_frame, frame_header
+from .frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Close,
+    CloseCode,
+    FrameParser,
+    build_frame,
+    frame_header,
+)
 from .handshake import ClientHandshake, RequestParser, Response, ResponseParser, ServerHandshake
 from .kernels import Utf8Validator
 
@@ -37,15 +60,16 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "Role", "State"]
 
 #: Default limit on a received message, after decompression.
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# The default max_fragments: one frame per 64 bytes of max_message_size (the
+# smallest fragments of Autobahn's case 9.3), and never fewer than this.
+_MIN_DEFAULT_MAX_FRAGMENTS = 65_536
 
-_TEXT = Opcode.TEXT.value
-_BINARY = Opcode.BINARY.value
-_CONTINUATION = Opcode.CONTINUATION.value
-_CLOSE = Opcode.CLOSE.value
-_PING = Opcode.PING.value
-_PONG = Opcode.PONG.value
 _RSV1 = 4
 _urandom = os.urandom
+# Text is fed to the UTF-8 validator in steps of at most this: the pure
+# twin's copies what it is given, and a whole fragment inflated from a few
+# bytes would be copied at once.
+_UTF8_STEP = 256 * 1024
 
 
 def _byte_buffer(data: Any) -> Any:
@@ -74,9 +98,51 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
-# State.OPEN is a slow lookup on Python 3.11 (EnumType.__getattr__): the
-# methods that run for every message compare with this.
-_OPEN = State.OPEN
+class _Phase(enum.Enum):
+    """Where a connection is in its life (rule 2 maps it to ``state``)."""
+
+    HANDSHAKE = "handshake"  # CONNECTING: the opening handshake is under way
+    HTTP_REQUEST = "HTTP request"  # CONNECTING: a plain HTTP request awaits send_response() (server)
+    OPEN = "open"  # OPEN
+    CLOSE_SENT = "close sent"  # CLOSING: our close frame is queued, the peer's is awaited
+    # OPEN: failed after other events of the same data; the Closed event is
+    # out, the close frame waits behind the replies to those events until
+    # data_to_send() hands it over (RFC 6455 §7.1.7).
+    FAILING = "failing"
+    AWAITING_EOF = "awaiting EOF"  # CLOSED: a client after the closing handshake (the server closes TCP first)
+    CLOSED = "closed"  # CLOSED: nothing more is received or sent; close the transport
+
+
+# The phases tested on every receive_data() and data_to_send(), under module
+# names: an attribute of an enum class costs about 100 ns on CPython 3.11.
+_OPEN, _CLOSE_SENT, _FAILING = _Phase.OPEN, _Phase.CLOSE_SENT, _Phase.FAILING
+
+# Rule 1: every change of phase, with what causes it.
+_TRANSITIONS: dict[tuple[_Phase, _Phase], str] = {
+    (_Phase.HANDSHAKE, _Phase.OPEN): "the opening handshake succeeded",
+    (_Phase.HANDSHAKE, _Phase.HTTP_REQUEST): "a server received a plain HTTP request",
+    (_Phase.HANDSHAKE, _Phase.CLOSED): "the opening handshake failed, or EOF",
+    (_Phase.HTTP_REQUEST, _Phase.CLOSED): "send_response(), or EOF",
+    (_Phase.OPEN, _Phase.CLOSE_SENT): "close()",
+    (_Phase.OPEN, _Phase.FAILING): "a violation after other events in the same data",
+    (_Phase.OPEN, _Phase.AWAITING_EOF): "a client received a close and echoed it",
+    (_Phase.OPEN, _Phase.CLOSED): "a server received a close and echoed it; a violation; EOF",
+    (_Phase.CLOSE_SENT, _Phase.AWAITING_EOF): "a client received the answer to its close",
+    (_Phase.CLOSE_SENT, _Phase.CLOSED): "a server received the answer to its close; a violation; EOF",
+    (_Phase.FAILING, _Phase.CLOSED): "data_to_send() handed over the close frame, or EOF",
+    (_Phase.AWAITING_EOF, _Phase.CLOSED): "EOF",
+}
+
+# Rule 2: (state, should_close_transport) in each phase.
+_VIEW: dict[_Phase, tuple[State, bool]] = {
+    _Phase.HANDSHAKE: (State.CONNECTING, False),
+    _Phase.HTTP_REQUEST: (State.CONNECTING, False),
+    _Phase.OPEN: (State.OPEN, False),
+    _Phase.CLOSE_SENT: (State.CLOSING, False),
+    _Phase.FAILING: (State.OPEN, True),
+    _Phase.AWAITING_EOF: (State.CLOSED, False),
+    _Phase.CLOSED: (State.CLOSED, True),
+}
 
 
 class Connection:
@@ -107,6 +173,7 @@ class Connection:
         extensions: Sequence[object] = (),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
+        max_fragments: int | None = None,
         max_header_bytes: int = 16384,
         auto_pong: bool = True,
         stream_fragments: bool = False,
@@ -125,6 +192,10 @@ class Connection:
                 decompression; larger ones fail the connection with 1009.
             max_frame_size: the largest frame payload accepted (defaults to
                 ``max_message_size``).
+            max_fragments: the most frames a received message may come in,
+                empty ones included; more fail the connection with 1009.
+                Defaults to one per 64 bytes of ``max_message_size``, and at
+                least 65,536 (262,144 for the default 16 MiB).
             max_header_bytes: the limit on the handshake's header block.
             auto_pong: answer pings with pongs automatically.
             stream_fragments: deliver data frames as :class:`~wsfast.events.Fragment`
@@ -140,10 +211,15 @@ class Connection:
             max_frame_size = max_message_size
         if max_frame_size <= 0:
             raise ValueError(f"max_frame_size must be > 0, got {max_frame_size}")
+        if max_fragments is None:
+            max_fragments = max(max_message_size // 64, _MIN_DEFAULT_MAX_FRAGMENTS)
+        if max_fragments <= 0:
+            raise ValueError(f"max_fragments must be > 0, got {max_fragments}")
         is_server = self.role is Role.SERVER
         if handshake is not None and isinstance(handshake, ServerHandshake) != is_server:
             raise ValueError(f"a {self.role.value} connection needs a {self.role.value} handshake")
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.auto_pong = auto_pong
         self.stream_fragments = stream_fragments
         self.subprotocol = subprotocol
@@ -166,10 +242,12 @@ class Connection:
         self.buffered_amount = 0
         # The message being received: its opcode (0 when none), its payload
         # so far (one buffer, so a fragment costs its bytes and nothing
-        # more), size, whether it is compressed, and a UTF-8 validator.
+        # more), size, frames so far, whether it is compressed, and a UTF-8
+        # validator.
         self._message_opcode = 0
         self._message = bytearray()
         self._message_size = 0
+        self._message_fragments = 0
         self._compressed = False
         self._validator = Utf8Validator()
         # Payload bytes of the incomplete frame that the validator has seen.
@@ -179,21 +257,23 @@ class Connection:
         # whether it is compressed.
         self._sending_opcode = 0
         self._sending_compressed = False
+        # What we sent to close, and the final event (data, not state).
         self._close_sent: Close | None = None
-        self._close_received: Close | None = None
         self._closed_event: Closed | None = None
-        self._failure: ProtocolError | None = None
-        self.should_close_transport = False
+        self._phase = _Phase.OPEN if handshake is None else _Phase.HANDSHAKE
+        #: The browser's ``readyState`` (read it, do not set it).
+        self.state: State
+        #: Whether the caller must close the TCP connection once
+        #: :meth:`data_to_send`'s buffers are written (read it, do not set it).
+        self.should_close_transport: bool
+        self.state, self.should_close_transport = _VIEW[self._phase]
         if handshake is None:
-            self.state = State.OPEN
             self._use_extensions(extensions)
+        elif isinstance(handshake, ServerHandshake):
+            self._http_parser = RequestParser(max_header_bytes=max_header_bytes)
         else:
-            self.state = State.CONNECTING
-            if isinstance(handshake, ServerHandshake):
-                self._http_parser = RequestParser(max_header_bytes=max_header_bytes)
-            else:
-                self._http_parser = ResponseParser(max_header_bytes=max_header_bytes)
-                self._queue(handshake.request().serialize())
+            self._http_parser = ResponseParser(max_header_bytes=max_header_bytes)
+            self._queue(handshake.request().serialize())
 
     # --- properties --------------------------------------------------------
 
@@ -225,10 +305,13 @@ class Connection:
             (RFC 6455 §7.1.7): :meth:`data_to_send` then returns them, then
             the close frame, and the connection is CLOSED from that call on.
         """
-        if self.state is State.CONNECTING:
-            return self._receive_handshake(data)
-        if self._close_received is not None or self.state is State.CLOSED:
-            return []  # RFC 6455 §5.5.1: nothing after a close frame counts.
+        phase = self._phase
+        if phase is not _OPEN and phase is not _CLOSE_SENT:
+            if phase is _Phase.HANDSHAKE:
+                return self._receive_handshake(data)
+            # A plain HTTP request awaits its response; or a close frame
+            # came (RFC 6455 §5.5.1: nothing after it counts); or a failure.
+            return []
         events: list[Event] = []
         try:
             frames = self._parser.feed(data)
@@ -245,7 +328,7 @@ class Connection:
         try:
             for frame in frames:
                 opcode = frame.opcode
-                if simple and frame.fin and (opcode == _BINARY or opcode == _TEXT):
+                if simple and frame.fin and (opcode == OP_BINARY or opcode == OP_TEXT):
                     rsv = frame.rsv
                     if not rsv and deflate is None:
                         # The parser's frame limit is the message limit here.
@@ -258,7 +341,7 @@ class Connection:
                     else:
                         payload = None
                     if payload is not None:
-                        if opcode == _BINARY:
+                        if opcode == OP_BINARY:
                             append(payload)
                             continue
                         try:
@@ -266,10 +349,10 @@ class Connection:
                         except UnicodeDecodeError:
                             raise InvalidUTF8("invalid UTF-8 in a text message") from None
                         continue
-                if opcode >= _CLOSE:
+                if opcode >= OP_CLOSE:
                     if frame.rsv:
                         raise ProtocolError("RSV bit set on a control frame")
-                    if opcode == _CLOSE:
+                    if opcode == OP_CLOSE:
                         self._receive_close(frame.payload, events)
                         break
                     self._receive_ping_pong(opcode, frame.payload, events)
@@ -295,28 +378,23 @@ class Connection:
             :attr:`should_close_transport` is True.
         """
         events: list[Event] = []
-        self.should_close_transport = True
-        if self.state is State.CLOSED:
+        phase = self._phase
+        if phase is _Phase.CLOSED:
             return events
-        if self.state is State.CONNECTING:
-            self.state = State.CLOSED
+        self._enter(_Phase.CLOSED)
+        if phase is _Phase.HANDSHAKE or phase is _Phase.HTTP_REQUEST:
             error = InvalidHandshake(400, "connection closed during the opening handshake")
             events.append(HandshakeFailed(error))
-            return events
-        if self._close_sent is not None and self._close_received is not None:
-            close = self._close_received
-            self._finish(close.code, close.reason, True, events)
-        elif self._failure is not None:
-            self._finish(self._failure.code, str(self._failure), False, events)
-        else:
-            self._finish(CloseCode.ABNORMAL_CLOSURE, "", False, events)
+        elif phase is _Phase.FAILING:
+            self._output += self._failure_close  # the close frame still goes out, last
+            self._failure_close = []
+        elif phase is not _Phase.AWAITING_EOF:
+            self._report_closed(CloseCode.ABNORMAL_CLOSURE, "", False, events)
         return events
 
     def _receive_handshake(self, data: Any) -> list[Event]:
         events: list[Event] = []
-        if self._http_parser is None:
-            return events  # a plain HTTP request awaits its response
-        assert self._handshake is not None
+        assert self._handshake is not None and self._http_parser is not None
         try:
             message = self._http_parser.feed(bytes(data))
         except InvalidHandshake as exc:
@@ -329,6 +407,7 @@ class Connection:
             request = message
             assert not isinstance(request, Response)
             if not ServerHandshake.is_upgrade(request):
+                self._enter(_Phase.HTTP_REQUEST)
                 events.append(HttpRequest(request))
                 return events
             try:
@@ -347,7 +426,7 @@ class Connection:
                 return self._reject_handshake(exc, events)
         self.subprotocol = accepted.subprotocol
         self._use_extensions(accepted.extensions)
-        self.state = State.OPEN
+        self._enter(_Phase.OPEN)
         self._handshake = None
         events.append(Opened(request, response, self.subprotocol, self.extensions))
         if trailing:
@@ -357,8 +436,7 @@ class Connection:
     def _reject_handshake(self, exc: InvalidHandshake, events: list[Event]) -> list[Event]:
         if self._is_server:
             self._queue(ServerHandshake.reject(exc).serialize())
-        self.state = State.CLOSED
-        self.should_close_transport = True
+        self._enter(_Phase.CLOSED)
         self._handshake = None
         self._http_parser = None
         events.append(HandshakeFailed(exc))
@@ -391,12 +469,12 @@ class Connection:
         header = parser.partial(None)
         if header is None or header.rsv:
             return  # no frame in progress, or a compressed one: inflated when complete
-        if header.opcode == _TEXT:
+        if header.opcode == OP_TEXT:
             if self._message_opcode:
                 return  # a new message inside a fragmented one: fails when complete
             if not self._text_checked:
                 self._validator.reset()
-        elif header.opcode != _CONTINUATION or self._message_opcode != _TEXT or self._compressed:
+        elif header.opcode != OP_CONTINUATION or self._message_opcode != OP_TEXT or self._compressed:
             return
         frame = parser.partial(self._text_checked)
         assert frame is not None
@@ -412,107 +490,137 @@ class Connection:
         ``checked`` is how many bytes of ``payload`` the UTF-8 validator saw
         already, while the frame was arriving.
         """
-        if opcode == _CONTINUATION:
+        if opcode == OP_CONTINUATION:
             if not self._message_opcode:
                 raise ProtocolError("continuation frame without a message to continue")
             if rsv:
                 raise ProtocolError("RSV1 set on a continuation frame")
+            # Counted whatever their size: an empty fragment costs no memory,
+            # but work, and without a bound a message need never end.
+            self._message_fragments += 1
+            if self._message_fragments > self.max_fragments:
+                raise PayloadTooBig(f"message in more than {self.max_fragments} fragments")
         else:
             if self._message_opcode:
                 raise ProtocolError("new data frame inside a fragmented message")
             self._message_opcode = opcode
             self._compressed = bool(rsv & _RSV1)
             self._message_size = 0
-            if opcode == _TEXT:
+            self._message_fragments = 1
+            if opcode == OP_TEXT:
                 if not checked:
                     self._validator.reset()
                 self._text_decoder.reset()
-        is_text = self._message_opcode == _TEXT
-        if self._compressed:
+        is_text = self._message_opcode == OP_TEXT
+        message = self._message
+        if self._compressed and not self.stream_fragments:
             assert self._deflate is not None
-            # The codec bounds the inflated size of the whole message.
-            payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size)
-        self._message_size += len(payload)
-        if self._message_size > self.max_message_size:
-            raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
-        if is_text:
-            # RFC 6455 §8.1: fail as soon as an invalid byte arrives.
-            valid, complete, _, _ = self._validator.validate(memoryview(payload)[checked:] if checked else payload)
-            if not valid or (fin and not complete):
-                raise InvalidUTF8("invalid UTF-8 in a text message")
-        if self.stream_fragments:
+            # Inflated straight into the message, within the limit: a bomb in
+            # fragments costs the limit, not the limit and a fragment more.
+            start = len(message)
+            self._deflate.decompress_into(payload, message, final=fin, max_size=self.max_message_size)
             if is_text:
-                text = self._text_decoder.decode(payload, fin)  # valid: checked above
-                if fin or text:
-                    events.append(Fragment(text, fin))
-            elif fin or payload:
-                events.append(Fragment(payload, fin))
+                self._check_text(memoryview(message)[start:], fin)
         else:
-            message = self._message
-            message += payload
-            if fin:
+            if self._compressed:
+                assert self._deflate is not None
+                # The codec bounds the inflated size of the whole message.
+                payload = self._deflate.decompress(payload, final=fin, max_size=self.max_message_size)
+            self._message_size += len(payload)
+            if self._message_size > self.max_message_size:
+                raise PayloadTooBig(f"message over the limit of {self.max_message_size} bytes")
+            if is_text:
+                self._check_text(memoryview(payload)[checked:] if checked else payload, fin)
+            if self.stream_fragments:
+                if is_text:
+                    text = self._text_decoder.decode(payload, fin)  # valid: checked above
+                    if fin or text:
+                        events.append(Fragment(text, fin))
+                elif fin or payload:
+                    events.append(Fragment(payload, fin))
+            else:
+                message += payload
+        if fin:
+            if not self.stream_fragments:
                 self._message = bytearray()
                 events.append(message.decode("utf-8") if is_text else bytes(message))
-        if fin:
             self._message_opcode = 0
 
+    def _check_text(self, data: Any, fin: bool) -> None:
+        """Feed a text message's next bytes to the UTF-8 validator (RFC 6455 §8.1: fail fast).
+
+        Raises:
+            InvalidUTF8: ``data`` holds an invalid byte, or ends the message
+                inside a code point.
+        """
+        validate = self._validator.validate
+        view = memoryview(data)
+        last = max(len(view) - 1, 0) // _UTF8_STEP * _UTF8_STEP  # where the last step starts
+        for start in range(0, last, _UTF8_STEP):
+            if not validate(view[start : start + _UTF8_STEP])[0]:
+                raise InvalidUTF8("invalid UTF-8 in a text message")
+        valid, complete, _, _ = validate(view[last:])
+        if not valid or (fin and not complete):
+            raise InvalidUTF8("invalid UTF-8 in a text message")
+
     def _receive_ping_pong(self, opcode: int, payload: bytes, events: list[Event]) -> None:
-        if opcode == _PING:
-            if self.auto_pong and self._close_sent is None:
-                self._send_frame(_PONG, payload, True, 0)
+        if opcode == OP_PING:
+            if self.auto_pong and self._phase is _Phase.OPEN:
+                self._send_frame(OP_PONG, payload, True, 0)
             events.append(Ping(payload))
         else:
             events.append(Pong(payload))
 
     def _receive_close(self, payload: bytes, events: list[Event]) -> None:
         close = Close.parse(payload)
-        self._close_received = close
         events.append(CloseReceived(close.code, close.reason))
-        if self._close_sent is None:
+        if self._phase is _Phase.OPEN:
             # Echo the code (RFC 6455 §5.5.1); a close without one gets none.
             self._send_close(close)
-        self._finish_if_both_closes(events)
-
-    def _finish_if_both_closes(self, events: list[Event]) -> None:
-        if self._close_sent is None or self._close_received is None:
-            self.state = State.CLOSING
-            return
-        close = self._close_received
-        if self._is_server:
-            # RFC 6455 §7.1.1: the server closes the TCP connection first.
-            self.should_close_transport = True
-        self._finish(close.code, close.reason, True, events)
+        # RFC 6455 §7.1.1: the server closes the TCP connection first.
+        self._enter(_Phase.CLOSED if self._is_server else _Phase.AWAITING_EOF)
+        self._report_closed(close.code, close.reason, True, events)
 
     def _fail(self, exc: ProtocolError, events: list[Event]) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a close, drop everything after.
 
         The events before the violation still count: when there are some,
-        the close frame waits in ``_failure_close`` until :meth:`data_to_send`,
-        and the connection stays OPEN for the replies to them until then.
+        the close frame waits in ``_failure_close`` until :meth:`data_to_send`
+        (phase FAILING, which reads OPEN), so the replies to them go first.
         """
-        self._failure = exc
         reason = str(exc).encode()[:123].decode("utf-8", "ignore")
-        deferred = bool(events) and self._close_sent is None
-        if self._close_sent is None:
+        # The Closed event keeps exc: its traceback would keep the frames of
+        # the whole read alive with it (3 MiB for 60,000 empty frames).
+        exc.__traceback__ = None
+        self._message = bytearray()
+        if self._phase is not _Phase.OPEN:
+            self._enter(_Phase.CLOSED)  # our close frame is out already
+        else:
             queued = len(self._output)
             self._send_close(Close(exc.code, reason))
-            if deferred:
+            if events:
                 self._failure_close = self._output[queued:]
                 del self._output[queued:]
-        self._close_received = self._close_received or Close(exc.code, reason)
-        self._message = bytearray()
-        self.should_close_transport = True
-        self._finish(exc.code, reason, False, events, exc)
-        if deferred:
-            self.state = State.OPEN  # until data_to_send() hands over the close frame
+            self._enter(_Phase.FAILING if events else _Phase.CLOSED)
+        self._report_closed(exc.code, reason, False, events, exc)
 
-    def _finish(
+    def _report_closed(
         self, code: int, reason: str, clean: bool, events: list[Event], error: ProtocolError | None = None
     ) -> None:
-        self.state = State.CLOSED
-        if self._closed_event is None:
-            self._closed_event = Closed(int(code), reason, clean, error)
-            events.append(self._closed_event)
+        """Append the final :class:`~wsfast.events.Closed` event to ``events``."""
+        self._closed_event = Closed(int(code), reason, clean, error)
+        events.append(self._closed_event)
+
+    def _enter(self, phase: _Phase) -> None:
+        """Move to ``phase``: the one place where the phase changes (rule 1).
+
+        Raises:
+            RuntimeError: the table has no such transition (a bug in wsfast).
+        """
+        if (self._phase, phase) not in _TRANSITIONS:
+            raise RuntimeError(f"internal error: no transition from {self._phase.name} to {phase.name}")
+        self._phase = phase
+        self.state, self.should_close_transport = _VIEW[phase]
 
     # --- sending -------------------------------------------------------------
 
@@ -524,10 +632,10 @@ class Connection:
         very object passed to a send method: do not modify it until written.
         """
         output, self._output = self._output, []
-        if self._failure_close:
+        if self._phase is _FAILING:
             output += self._failure_close
             self._failure_close = []
-            self.state = State.CLOSED
+            self._enter(_Phase.CLOSED)
         self.buffered_amount = 0
         return output
 
@@ -541,7 +649,7 @@ class Connection:
         """
         if type(text) is not str:
             raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
-        self._send_data(_TEXT, text.encode("utf-8"), fin)
+        self._send_data(OP_TEXT, text.encode("utf-8"), fin)
 
     def send_binary(self, data: Any, *, fin: bool = True) -> None:
         """Queue a binary message (any bytes-like object), or one fragment of it.
@@ -551,7 +659,7 @@ class Connection:
             ValueError: a text message is being sent in fragments.
             TypeError: ``data`` is not bytes-like.
         """
-        self._send_data(_BINARY, _byte_buffer(data), fin)
+        self._send_data(OP_BINARY, _byte_buffer(data), fin)
 
     def _send_data(self, opcode: int, payload: Any, fin: bool) -> None:
         if self.state is not State.OPEN:
@@ -572,7 +680,7 @@ class Connection:
         elif first:
             self._sending_compressed = False
         self._sending_opcode = 0 if fin else opcode
-        self._send_frame(opcode if first else _CONTINUATION, payload, fin, rsv)
+        self._send_frame(opcode if first else OP_CONTINUATION, payload, fin, rsv)
 
     def can_send_prebuilt(self) -> bool:
         """Whether a frame built elsewhere may be written to this connection now.
@@ -581,13 +689,7 @@ class Connection:
         fragmented send: a server can then frame a message once and write the
         same buffers to many clients (after draining :meth:`data_to_send`).
         """
-        return (
-            self._is_server
-            and self.state is _OPEN
-            and not self._sending_opcode
-            and self._deflate is None
-            and not self._failure_close
-        )
+        return self._is_server and self._phase is _OPEN and not self._sending_opcode and self._deflate is None
 
     def whole_message_limit(self) -> int | None:
         """The largest message that the next bytes received may carry to be
@@ -597,11 +699,10 @@ class Connection:
         """
         parser = self._parser
         if (
-            self.state is _OPEN
+            self._phase is _OPEN
             and self._deflate is None
             and not self._message_opcode
             and not self.stream_fragments
-            and self._close_received is None
             and not parser.buffered
             and parser.error is None
         ):
@@ -628,7 +729,7 @@ class Connection:
         """
         if self.state is not State.OPEN:
             raise ConnectionClosed(*self._close_details())
-        self._send_frame(_PING, bytes(payload), True, 0)
+        self._send_frame(OP_PING, bytes(payload), True, 0)
 
     def send_pong(self, payload: Any = b"") -> None:
         """Queue an unsolicited pong with up to 125 bytes of payload.
@@ -642,7 +743,7 @@ class Connection:
         """
         if self.state is not State.OPEN:
             raise ConnectionClosed(*self._close_details())
-        self._send_frame(_PONG, bytes(payload), True, 0)
+        self._send_frame(OP_PONG, bytes(payload), True, 0)
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (or answer it, if the peer started it).
@@ -662,10 +763,9 @@ class Connection:
         close.serialize()  # validate before any state changes
         if self.state is State.CONNECTING:
             raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "the opening handshake is not complete")
-        if self._close_sent is not None or self.state is State.CLOSED:
-            return
-        self._send_close(close)
-        self._finish_if_both_closes([])
+        if self._phase is _Phase.OPEN:
+            self._send_close(close)
+            self._enter(_Phase.CLOSE_SENT)
 
     def send_response(self, response: Response) -> None:
         """Answer a plain :class:`~wsfast.events.HttpRequest`; the connection then closes.
@@ -673,22 +773,25 @@ class Connection:
         Raises:
             RuntimeError: there is no plain HTTP request to answer.
         """
-        if self.state is not State.CONNECTING or not self._is_server or self._http_parser is not None:
+        if self._phase is not _Phase.HTTP_REQUEST:
             raise RuntimeError("send_response() answers an HttpRequest event only")
         self._queue(response.serialize())
-        self.state = State.CLOSED
-        self.should_close_transport = True
+        self._enter(_Phase.CLOSED)
 
     def _send_close(self, close: Close) -> None:
         self._close_sent = close
-        self._send_frame(_CLOSE, close.serialize(), True, 0)
+        self._send_frame(OP_CLOSE, close.serialize(), True, 0)
         self._sending_opcode = 0
 
     def _close_details(self) -> tuple[int, str]:
-        close = self._close_received or self._close_sent
-        if close is None:
-            return (CloseCode.ABNORMAL_CLOSURE, "the connection is not open")
-        return (close.code, close.reason)
+        """What :class:`ConnectionClosed` reports: the close that ended the
+        connection (the peer's, or our failure's), else the one we sent."""
+        closed = self._closed_event
+        if closed is not None and (closed.clean or closed.error is not None):
+            return (closed.code, closed.reason)
+        if self._close_sent is not None:
+            return (self._close_sent.code, self._close_sent.reason)
+        return (CloseCode.ABNORMAL_CLOSURE, "the connection is not open")
 
     def _send_frame(self, opcode: int, payload: Any, fin: bool, rsv: int) -> None:
         if self._is_server:

@@ -22,7 +22,7 @@ from .backplane import Backplane, HistoryOptions, Position, Recovery, Relay, Sta
 from .events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from .exceptions import ConnectionClosed
 from .extensions import PerMessageDeflate
-from .frames import CloseCode, Opcode, frame_header
+from .frames import OP_BINARY, OP_TEXT, CloseCode, frame_header
 from .handshake import Request, Response, ServerHandshake
 from .keepalive import Keepalive, check_keepalive
 from .kernels import PURE
@@ -47,8 +47,6 @@ REFUSAL_LOG_INTERVAL = 60.0
 # The client addresses whose refusals are remembered at most.
 _REFUSALS_REMEMBERED = 1024
 
-_BINARY = Opcode.BINARY.value
-_TEXT = Opcode.TEXT.value
 _OPEN = State.OPEN
 
 
@@ -557,9 +555,9 @@ class Server:
     def _fan_out(self, receivers: list[ServerConnection], data: str | Any) -> int:
         payload: Any
         if type(data) is str:
-            opcode, payload = _TEXT, data.encode("utf-8")
+            opcode, payload = OP_TEXT, data.encode("utf-8")
         else:
-            opcode, payload = _BINARY, _byte_buffer(data)
+            opcode, payload = OP_BINARY, _byte_buffer(data)
         header = frame_header(opcode, len(payload))
         # The common case in one compiled loop; the rest one by one below.
         others = queue_shared(receivers, [header, payload], len(header) + len(payload), self.write_limit)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..events import Closed, Event, HandshakeFailed, HttpRequest, Opened, Pong
 from ..exceptions import ConnectionClosed
-from ..frames import CloseCode, Opcode, frame_header
+from ..frames import OP_BINARY, OP_TEXT, CloseCode, frame_header
 from ..handshake import Request
 from ..protocol import Connection as Protocol
 from ..protocol import State, _byte_buffer
@@ -27,8 +27,6 @@ __all__ = ["DEFAULT_MAX_QUEUE", "Connection", "encode_message"]
 #: Received messages held for ``recv()`` before reading pauses.
 DEFAULT_MAX_QUEUE = 16
 
-_TEXT = Opcode.TEXT.value
-_BINARY = Opcode.BINARY.value
 # Closes after which ``async for message in ws`` ends instead of raising.
 _NORMAL_CLOSES = frozenset((CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD))
 
@@ -36,8 +34,8 @@ _NORMAL_CLOSES = frozenset((CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, Clos
 def encode_message(message: str | Any) -> tuple[int, Any]:
     """The opcode and payload of a message: UTF-8 for a ``str``, the flat buffer of anything else."""
     if type(message) is str:
-        return _TEXT, message.encode("utf-8")
-    return _BINARY, _byte_buffer(message)
+        return OP_TEXT, message.encode("utf-8")
+    return OP_BINARY, _byte_buffer(message)
 
 
 class _Done:
