@@ -921,11 +921,15 @@ def test_the_with_form_closes_with_1000_and_waits(wsfast_server: EchoServer) -> 
 def test_wait_closed_from_a_callback_is_an_error(wsfast_server: EchoServer, loop: Loop) -> None:
     errors: queue.Queue[BaseException] = queue.Queue()
 
-    def wait_in_the_loop(event: None) -> None:
-        try:
-            ws.wait_closed(1)
-        except RuntimeError as exc:
-            errors.put(exc)
+    def prepare(ws: WebSocket) -> None:
+        # onopen may run before the with statement below binds its ws.
+        def wait_in_the_loop(event: None) -> None:
+            try:
+                ws.wait_closed(1)
+            except RuntimeError as exc:
+                errors.put(exc)
 
-    with websocket(loop, wsfast_server.url(), prepare=lambda w: setattr(w, "onopen", wait_in_the_loop)) as (ws, _):
+        ws.onopen = wait_in_the_loop
+
+    with websocket(loop, wsfast_server.url(), prepare=prepare):
         assert "loop thread" in str(errors.get(timeout=TIMEOUT))
