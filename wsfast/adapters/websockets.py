@@ -16,9 +16,10 @@ per frame). What is patched, and why there:
   into ``writes`` directly, in the steady state of an open connection; see
   :mod:`wsfast.adapters._websockets_protocol` for the exact conditions.
   Everything else goes to the originals, and so through the two below.
-- ``websockets.asyncio.connection.Connection.send`` and ``recv``:
-  ``send_context()``'s and the assembler's steps inline for messages of one
-  frame; see :mod:`wsfast.adapters._websockets_asyncio`. Patched when the
+- ``websockets.asyncio.connection.Connection.send``, ``recv`` and
+  ``data_received``: ``send_context()``'s and the assembler's steps inline
+  for messages of one frame, data frames queued without the events and
+  writes calls that have nothing to do; see :mod:`wsfast.adapters._websockets_asyncio`. Patched when the
   program imports ``websockets.asyncio.connection`` (wsfast does not import
   it). Both work on websockets 17.0 and 17.1+, which differ in how they
   chain errors to ``ConnectionClosed``.
@@ -95,6 +96,7 @@ SITES = (
     Site("websockets.protocol", "Protocol.send_binary"),
     Site("websockets.asyncio.connection", "Connection.send", required=False),
     Site("websockets.asyncio.connection", "Connection.recv", required=False),
+    Site("websockets.asyncio.connection", "Connection.data_received", required=False),
     Site("websockets.frames", "Frame.parse"),
     Site("websockets.frames", "Frame.serialize"),
     Site("websockets.frames", "apply_mask"),
@@ -232,6 +234,8 @@ def _replacement(site: Site, original: Any) -> Any:
         return _asyncio.make_send(original)
     if site.attribute == "Connection.recv":
         return _asyncio.make_recv(original)
+    if site.attribute == "Connection.data_received":
+        return _asyncio.make_data_received(original)
     if site.attribute == "Frame.parse":
         return make_parse(original)
     if site.attribute == "Frame.serialize":
