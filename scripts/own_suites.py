@@ -150,7 +150,7 @@ def _count_kernel_calls(autoload, counts):
             module.__dict__[name] = _counted(target, short + "." + name, counts)
 
     modules = [library.adapter for library in autoload.LIBRARIES.values()]
-    modules += ["wsfast.adapters._utf8", "wsfast.adapters._websockets_protocol"]
+    modules += ["wsfast.adapters._utf8", "wsfast.adapters._websockets_protocol", "wsfast.adapters._uvicorn"]
     for module in modules:
         autoload.watch(module, "wsfast-own-suite-counter", wrap)
 

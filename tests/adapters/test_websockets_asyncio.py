@@ -1,4 +1,4 @@
-"""wsfast.adapters.websockets: asyncio ``Connection.send`` and ``recv`` inline, as websockets' own.
+"""wsfast.adapters.websockets: asyncio ``Connection.send``, ``recv`` and ``data_received`` inline, as websockets' own.
 
 Differential: each script runs a websockets asyncio client against a
 websockets asyncio server on loopback, unpatched then accelerated; every
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -25,9 +26,11 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.asyncio.connection import Connection  # noqa: E402
 from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
 from websockets.exceptions import ConcurrencyError, ConnectionClosed  # noqa: E402
+from websockets.protocol import Protocol  # noqa: E402
 
 SEND = vars(Connection)["send"]
 RECV = vars(Connection)["recv"]
+DATA_RECEIVED = vars(Connection)["data_received"]
 
 Script = Callable[[ClientConnection, list[Any]], Awaitable[None]]
 Handler = Callable[[ServerConnection, list[Any]], Awaitable[None]]
@@ -39,13 +42,15 @@ def restore() -> Iterator[None]:
     deaccelerate("websockets")
 
 
-def test_send_and_recv_are_replaced_and_restored() -> None:
+def test_send_recv_and_data_received_are_replaced_and_restored() -> None:
     accelerate("websockets")
     assert original_of(vars(Connection)["send"]) is SEND
     assert original_of(vars(Connection)["recv"]) is RECV
+    assert original_of(vars(Connection)["data_received"]) is DATA_RECEIVED
     deaccelerate("websockets")
     assert vars(Connection)["send"] is SEND
     assert vars(Connection)["recv"] is RECV
+    assert vars(Connection)["data_received"] is DATA_RECEIVED
 
 
 def _closed(exc: ConnectionClosed) -> tuple[Any, ...]:
@@ -132,8 +137,28 @@ async def _unencodable(ws: ClientConnection, seen: list[Any]) -> None:
     await ws.send("\ud800")
 
 
+async def _pings(ws: ClientConnection, seen: list[Any]) -> None:
+    for data in (b"one", b"two"):
+        pong = await ws.ping(data)
+        await ws.send(data)
+        seen.append(await ws.recv())
+        seen.append(isinstance(await pong, float))
+
+
+async def _burst(ws: ClientConnection, seen: list[Any]) -> None:
+    # More echoes than the client's max_queue (16) arrive before it reads: its reading pauses, then resumes.
+    for index in range(40):
+        await ws.send(f"burst {index}")
+    await asyncio.sleep(0.1)
+    seen.append(ws.recv_messages.paused)
+    for _ in range(40):
+        seen.append(await ws.recv())
+    seen.append(ws.recv_messages.paused)
+
+
 @pytest.mark.parametrize(
-    "script", [_round_trips, _send_options, _fragments, _invalid_utf8, _close_then_send, _unencodable]
+    "script",
+    [_round_trips, _send_options, _fragments, _invalid_utf8, _close_then_send, _unencodable, _pings, _burst],
 )
 def test_messages_and_closes_are_websockets_own(script: Script, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "websockets")
@@ -191,3 +216,28 @@ def test_the_steady_state_runs_on_the_kernels(monkeypatch: pytest.MonkeyPatch) -
     assert client_seen == [b"", b"x", bytes(range(256)) * 5, "", "h\u00e9llo \u20ac", "x" * 70000, b"ba"]
     # Seven messages each way: received by both sides and sent by both sides on the kernels.
     assert header.calls >= 14 and frame_header.calls >= 14
+
+
+def _events_received_calls(script: Script) -> int:
+    """How many times websockets' ``Protocol.events_received`` runs on either side during ``script``."""
+    code = Protocol.events_received.__code__
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call" and frame.f_code is code:
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        asyncio.run(_run(script))
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_data_frames_are_queued_without_the_empty_steps() -> None:
+    unpatched = _events_received_calls(_round_trips)
+    with accelerated("websockets"):
+        # Left: the handshakes and the closing handshake; the 14 data frames skip it.
+        assert _events_received_calls(_round_trips) <= unpatched - 14

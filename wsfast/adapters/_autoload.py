@@ -91,9 +91,16 @@ LIBRARIES: dict[str, Library] = {
                 "websockets.asyncio.connection",
                 "websockets.frames",
                 "websockets.legacy.framing",
+                "uvicorn.protocols.websockets.websockets_sansio_impl",
             ),
         ),
-        Library("wsproto", "wsfast.adapters.wsproto", "wsproto", "wsproto", ("wsproto.frame_protocol",)),
+        Library(
+            "wsproto",
+            "wsfast.adapters.wsproto",
+            "wsproto",
+            "wsproto",
+            ("wsproto.frame_protocol", "uvicorn.protocols.websockets.wsproto_impl"),
+        ),
         Library(
             "aiohttp",
             "wsfast.adapters.aiohttp",

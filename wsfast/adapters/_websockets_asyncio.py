@@ -28,19 +28,30 @@ inline for the common case and call websockets' own method for every other.
   websockets' own ``recv()``, with the queue as it was, so their messages,
   exceptions and close codes are websockets'.
 
-Either path is taken only while the connection's classes use websockets'
-own ``send_context``, ``send_data``, ``drain``, ``Assembler`` and
-``SimpleQueue``.
+- ``Connection.data_received``: while the connection is OPEN. After the
+  protocol's ``receive_data``, when it left the connection OPEN and nothing
+  to write (no automatic pong or close), ``events_received()``,
+  ``send_data()`` and ``close_expected()`` would do nothing but swap empty
+  lists and return False, so they are skipped, and each data frame is put
+  in the assembler's queue as ``Assembler.put()`` and ``SimpleQueue.put()``
+  do (waking ``recv()``, pausing reading above the high water mark). Any
+  other event goes to ``process_event()``; when there is something to write
+  or the state changed, websockets' own steps run, in its order.
+
+Each path is taken only while the connection's classes use websockets'
+own ``send_context``, ``send_data``, ``drain``, ``process_event``,
+``Assembler`` and ``SimpleQueue``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from wsfast.adapters._patch import mark
 
-__all__ = ["make_recv", "make_send"]
+__all__ = ["make_data_received", "make_recv", "make_send"]
 
 
 def make_send(original: Any) -> Any:
@@ -158,3 +169,98 @@ def make_recv(original: Any) -> Any:
 
     recv.__qualname__ = "Connection.recv"
     return mark(recv, original)
+
+
+def make_data_received(original: Any) -> Any:
+    """A drop-in ``Connection.data_received`` that queues data frames directly, else runs ``original``."""
+    from websockets.asyncio.connection import Connection
+    from websockets.asyncio.messages import Assembler, SimpleQueue
+    from websockets.frames import BINARY, CONT, TEXT, Frame
+    from websockets.protocol import OPEN, Protocol
+
+    send_data = Connection.send_data
+    known: dict[Any, bool] = {}  # process_event function -> whether it is websockets' own
+    protocol_methods = (Protocol.events_received, Protocol.data_to_send, Protocol.close_expected)
+
+    def data_received(self: Any, data: bytes) -> None:
+        protocol = self.protocol
+        cls = self.__class__
+        kind = protocol.__class__
+        if (
+            protocol._state is not OPEN
+            or cls.send_data is not send_data
+            or not (known.get(cls.process_event) or _own_process_event(cls.process_event, known))
+            or (kind.events_received, kind.data_to_send, kind.close_expected) != protocol_methods
+        ):
+            return original(self, data)  # type: ignore[no-any-return]
+        protocol.receive_data(data)
+        if protocol.writes or protocol._state is not OPEN:
+            _received(self)
+            return None
+        events, protocol.events = protocol.events, []
+        messages = self.recv_messages
+        for event in events:
+            opcode = event.opcode
+            if event.__class__ is not Frame or (opcode is not TEXT and opcode is not BINARY and opcode is not CONT):
+                self.process_event(event)
+            elif messages.__class__ is not Assembler or messages.frames.__class__ is not SimpleQueue:
+                messages.put(event)
+            else:
+                # Assembler.put(), SimpleQueue.put() and Assembler.maybe_pause(), in their order.
+                if messages.closed:
+                    raise EOFError("stream of frames ended")
+                frames = messages.frames
+                frames.queue.append(event)
+                waiter = frames.get_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                if messages.high is not None and len(frames.queue) > messages.high and not messages.paused:
+                    messages.paused = True
+                    messages.pause()
+        return None
+
+    data_received.__qualname__ = "Connection.data_received"
+    data_received.__doc__ = "Feed data from the network (wsfast: data frames queued directly); see websockets'."
+    return mark(data_received, original)
+
+
+_PROCESS_EVENTS = (
+    ("websockets.asyncio.connection", "Connection"),
+    ("websockets.asyncio.server", "ServerConnection"),
+    ("websockets.asyncio.client", "ClientConnection"),
+)
+
+
+def _own_process_event(function: Any, known: dict[Any, bool]) -> bool:
+    """Whether ``function`` is websockets' ``process_event`` of one of its connection classes; memoized in ``known``.
+
+    Looked up in ``sys.modules``, not imported: the patch is installed while
+    ``websockets.asyncio.client`` or ``.server`` may be importing.
+    """
+    verdict = known[function] = any(
+        vars(getattr(sys.modules.get(module), name, object)).get("process_event") is function
+        for module, name in _PROCESS_EVENTS
+    )
+    return verdict
+
+
+def _received(connection: Any) -> None:
+    """What websockets' ``data_received`` does after ``receive_data()``, in its order."""
+    protocol = connection.protocol
+    events = protocol.events_received()
+    try:
+        connection.send_data()
+    except Exception as exc:
+        if connection.debug:
+            connection.logger.debug("! error while sending data", exc_info=True)
+        # websockets 17.1 and later record it as connection_exc, 17.0 as recv_exc.
+        if hasattr(connection, "set_connection_exc"):
+            connection.set_connection_exc(exc)
+        else:
+            connection.set_recv_exc(exc)
+    if protocol.close_expected():
+        if connection.close_deadline is None:
+            if connection.close_timeout is not None:
+                connection.close_deadline = connection.loop.time() + connection.close_timeout
+    for event in events:
+        connection.process_event(event)

@@ -16,12 +16,18 @@ per frame). What is patched, and why there:
   into ``writes`` directly, in the steady state of an open connection; see
   :mod:`wsfast.adapters._websockets_protocol` for the exact conditions.
   Everything else goes to the originals, and so through the two below.
-- ``websockets.asyncio.connection.Connection.send`` and ``recv``:
-  ``send_context()``'s and the assembler's steps inline for messages of one
-  frame; see :mod:`wsfast.adapters._websockets_asyncio`. Patched when the
+- ``websockets.asyncio.connection.Connection.send``, ``recv`` and
+  ``data_received``: ``send_context()``'s and the assembler's steps inline
+  for messages of one frame, data frames queued without the events and
+  writes calls that have nothing to do; see :mod:`wsfast.adapters._websockets_asyncio`. Patched when the
   program imports ``websockets.asyncio.connection`` (wsfast does not import
   it). Both work on websockets 17.0 and 17.1+, which differ in how they
   chain errors to ``ConnectionClosed``.
+- uvicorn's ``WebSocketsSansIOProtocol.data_received`` and ``send`` (its
+  ``--ws websockets-sansio`` class, on websockets' sans-IO core): a message
+  received or sent without uvicorn's per-message dispatch, with its flow
+  control exactly; see :mod:`wsfast.adapters._uvicorn`. Patched when the
+  program imports uvicorn's module (wsfast does not import it).
 - ``websockets.frames.Frame.parse``: ``Protocol.parse`` calls it for every
   frame. The replacement reads a frame that is already whole in the
   ``StreamReader``'s buffer in one step: header by ``wsfast.kernels.parse_header``,
@@ -74,6 +80,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from wsfast import kernels
+from wsfast.adapters import _uvicorn
 from wsfast.adapters import _websockets_asyncio as _asyncio
 from wsfast.adapters import _websockets_protocol as _protocol
 from wsfast.adapters._patch import Patcher, Site, compiled, mark
@@ -89,12 +96,17 @@ __all__ = [
     "uninstall",
 ]
 
+_SANSIO = "uvicorn.protocols.websockets.websockets_sansio_impl"  # uvicorn's --ws websockets-sansio
+
 SITES = (
     Site("websockets.protocol", "Protocol.receive_data"),
     Site("websockets.protocol", "Protocol.send_text"),
     Site("websockets.protocol", "Protocol.send_binary"),
     Site("websockets.asyncio.connection", "Connection.send", required=False),
     Site("websockets.asyncio.connection", "Connection.recv", required=False),
+    Site("websockets.asyncio.connection", "Connection.data_received", required=False),
+    Site(_SANSIO, "WebSocketsSansIOProtocol.data_received", required=False),
+    Site(_SANSIO, "WebSocketsSansIOProtocol.send", required=False),
     Site("websockets.frames", "Frame.parse"),
     Site("websockets.frames", "Frame.serialize"),
     Site("websockets.frames", "apply_mask"),
@@ -232,6 +244,12 @@ def _replacement(site: Site, original: Any) -> Any:
         return _asyncio.make_send(original)
     if site.attribute == "Connection.recv":
         return _asyncio.make_recv(original)
+    if site.attribute == "Connection.data_received":
+        return _asyncio.make_data_received(original)
+    if site.attribute == "WebSocketsSansIOProtocol.data_received":
+        return _uvicorn.make_sansio_data_received(original)
+    if site.attribute == "WebSocketsSansIOProtocol.send":
+        return _uvicorn.make_sansio_send(original)
     if site.attribute == "Frame.parse":
         return make_parse(original)
     if site.attribute == "Frame.serialize":

@@ -25,6 +25,11 @@ receive time in ``FrameDecoder.parse_header``, ``process_buffer`` and the
   (client sends) look this class up in their module globals each time. It is
   replaced by a subclass of wsproto's own class, so ``isinstance`` checks
   against the original still hold.
+- uvicorn's ``WSProtocol.send`` (its ``--ws wsproto`` class): a
+  ``websocket.send`` on an open connection written as one frame built on
+  the kernel, without wsproto's ``Message`` event and ``send`` calls; see
+  :mod:`wsfast.adapters._uvicorn`. Patched when the program imports
+  uvicorn's module (wsfast does not import it).
 
 Calling convention: wsproto's ``process(data)`` copies ``data`` into a new
 ``bytearray``, masks it and returns it; the key phase carries across calls
@@ -41,6 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 from wsfast import kernels
+from wsfast.adapters import _uvicorn
 from wsfast.adapters._patch import Patcher, Site, mark
 
 __all__ = [
@@ -58,6 +64,7 @@ SITES = (
     Site("wsproto.frame_protocol", "FrameDecoder.process_buffer"),
     Site("wsproto.frame_protocol", "FrameProtocol._serialize_frame"),
     Site("wsproto.frame_protocol", "XorMaskerSimple"),
+    Site("uvicorn.protocols.websockets.wsproto_impl", "WSProtocol.send", required=False),
 )
 
 # Looked up at call time, so that a test can wrap a kernel in a spy.
@@ -161,6 +168,8 @@ def make_serialize_frame(original: Any) -> Any:
 
 
 def _replacement(site: Site, original: Any) -> Any:
+    if site.attribute == "WSProtocol.send":
+        return _uvicorn.make_wsproto_send(original)
     if site.attribute == "FrameDecoder.process_buffer":
         return make_process_buffer(original)
     if site.attribute == "FrameProtocol._serialize_frame":
