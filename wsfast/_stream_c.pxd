@@ -28,3 +28,11 @@ cdef class StreamCore:
     cdef _flush_plain(self)
     cdef _push(self, list buffers, Py_ssize_t size, bint droppable)
     cdef _consume(self, Py_ssize_t sent)
+
+
+cdef class LoopCore:
+    cdef public double now
+    cdef public bint _stopping
+    cdef public list _timers
+    cdef public object _inbox
+    cdef public list _to_flush

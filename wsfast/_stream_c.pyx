@@ -3,7 +3,8 @@
 The same methods over C fields. A plain-TCP read is one ``recv`` into the
 loop's buffer; the plain-TCP writer hands the queued buffers to one
 ``writev`` (no join, no ``socket.send`` call, no list of buffers) and
-consumes what was written in C.
+consumes what was written in C. A loop's whole iteration over epoll
+(``LoopCore._run``) runs no Python bytecode of its own.
 """
 
 from collections import deque
@@ -77,10 +78,22 @@ def step(epoll, dict handlers, loop, double timeout):
     called directly into a C array (no list of tuples), and a stream's own
     ``_on_event`` runs as a C call.
     """
-    cdef epoll_event events[MAX_EVENTS]
-    cdef int n, i, epfd = epoll.fileno()
-    cdef int ms = -1 if timeout < 0 else <int>ceil(timeout * 1000.0)
+    return _step(epoll.fileno(), handlers, loop, timeout)
+
+
+cdef inline double _monotonic() noexcept:
+    """``time.monotonic()``."""
     cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + now.tv_nsec * 1e-9
+
+
+cdef double _step(int epfd, dict handlers, loop, double timeout) except? -1.0:
+    """``step()`` on the descriptor of an epoll object."""
+    cdef epoll_event events[MAX_EVENTS]
+    cdef int n, i
+    cdef int ms = -1 if timeout < 0 else <int>ceil(timeout * 1000.0)
+    cdef double seconds
     if ms == 0:
         n = epoll_wait(epfd, events, MAX_EVENTS, 0)
     else:
@@ -91,9 +104,11 @@ def step(epoll, dict handlers, loop, double timeout):
             raise OSError(errno, strerror(errno))
         PyErr_CheckSignals()  # runs the Python signal handlers, as epoll.poll() does
         n = 0
-    clock_gettime(CLOCK_MONOTONIC, &now)  # time.monotonic()
-    seconds = now.tv_sec + now.tv_nsec * 1e-9
-    loop.now = seconds
+    seconds = _monotonic()
+    if type(loop) is LoopCore or isinstance(loop, LoopCore):
+        (<LoopCore>loop).now = seconds
+    else:
+        loop.now = seconds
     for i in range(n):
         _call(handlers, events[i].data.fd, events[i].events)
     return seconds
@@ -126,6 +141,10 @@ def flush_all(list to_flush):
 
     See ``wsfast._stream_py.flush_all``, the pure-Python twin.
     """
+    _flush_all(to_flush)
+
+
+cdef _flush_all(list to_flush):
     cdef list streams = to_flush[:]
     del to_flush[:]
     for stream in streams:
@@ -136,6 +155,51 @@ def flush_all(list to_flush):
                 stream.flush()
         except Exception:
             logger.exception("error while writing to %r", stream.sock)
+
+
+cdef class LoopCore:
+    """What a loop touches on every iteration, and the iteration itself.
+
+    See ``wsfast._stream_py.LoopCore``, the pure-Python twin.
+    """
+
+    def __init__(self):
+        self.now = _monotonic()
+        self._stopping = False
+        self._timers = []
+        self._inbox = deque()
+        self._to_flush = []
+
+    def _run(self, step, table):
+        """Iterate until ``_stopping``; see the twin's docstring. Over epoll
+        (``table``), the poll, the time and the callbacks are C calls."""
+        cdef list timers = self._timers
+        cdef list to_flush = self._to_flush
+        cdef object inbox = self._inbox
+        cdef dict handlers = None
+        cdef int epfd = -1
+        cdef double timeout, now
+        if table is not None:
+            epfd = (<tuple>table)[0].fileno()
+            handlers = (<tuple>table)[1]
+        while not self._stopping:
+            timeout = -1.0  # until something is ready
+            if inbox or to_flush:
+                timeout = 0.0
+            elif timers:
+                timeout = <double>(<tuple>timers[0])[0] - _monotonic()
+                if timeout < 0.0:
+                    timeout = 0.0
+            if epfd >= 0:
+                now = _step(epfd, handlers, self, timeout)
+            else:
+                now = step(self, timeout)  # sets self.now before the callbacks run
+            if inbox:
+                self._run_inbox()
+            if timers and <double>(<tuple>timers[0])[0] <= now:
+                self._run_timers()
+            if to_flush:
+                _flush_all(to_flush)
 
 
 cdef class StreamCore:

@@ -5,14 +5,14 @@ calls from other threads (``call_soon_threadsafe``, woken by a socket pair).
 :class:`Stream` owns one non-blocking socket, plain or TLS: it reads into a
 shared buffer, and writes a queue of frames with scatter-gather ``sendmsg``,
 watching for writability only while something is pending. Its per-message
-path (:class:`StreamCore`) and the loop's I/O step (wait for readiness, call
-back, flush what was written) are compiled when the extension is built, else
-pure Python (``WSFAST_PURE=1`` forces the latter).
+path (:class:`StreamCore`) and the loop's iteration (:class:`LoopCore`: wait
+for readiness, call back, run what is due, flush what was written) are
+compiled when the extension is built, else pure Python (``WSFAST_PURE=1``
+forces the latter).
 """
 
 from __future__ import annotations
 
-import collections
 import functools
 import heapq
 import itertools
@@ -30,14 +30,14 @@ from ._stream_py import MAX_WRITE, RETRY
 from .kernels import PURE
 
 if TYPE_CHECKING or PURE:
-    from ._stream_py import StreamCore, flush_all, step
+    from ._stream_py import LoopCore, StreamCore, step
 else:
     try:
-        from ._stream_c import StreamCore, flush_all, step
+        from ._stream_c import LoopCore, StreamCore, step
     except ImportError:
-        from ._stream_py import StreamCore, flush_all, step
+        from ._stream_py import LoopCore, StreamCore, step
 
-__all__ = ["Loop", "Poller", "Stream", "StreamCore", "TimerHandle"]
+__all__ = ["Loop", "LoopCore", "Poller", "Stream", "StreamCore", "TimerHandle"]
 
 logger = logging.getLogger("wsfast.loop")
 
@@ -141,6 +141,11 @@ class Poller:
             return functools.partial(step, self._epoll, self._handlers)
         return self._select_step
 
+    def epoll_table(self) -> tuple[Any, dict[int, tuple[Any, Callable[[Any, int], None]]]] | None:
+        """``(epoll, handlers)``, what the step polls over epoll (``handlers[fd]
+        = (fileobj, callback)``), for a compiled loop to poll itself; None over selectors."""
+        return None if self._epoll is None else (self._epoll, self._handlers)
+
     def _select_step(self, loop: Any, timeout: float) -> float:
         assert self._selector is not None
         ready = self._selector.select(None if timeout < 0 else timeout)
@@ -175,25 +180,23 @@ class Poller:
         self._parked.clear()
 
 
-class Loop:
-    """A single-threaded selector loop with timers and a thread-safe inbox."""
+class Loop(LoopCore):
+    """A single-threaded selector loop with timers and a thread-safe inbox.
+
+    ``now``, the timer heap, the inbox and the streams to flush live in
+    :class:`LoopCore`, with the iteration that uses them.
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         #: Readiness of the loop's sockets: ``register``, ``modify``, ``unregister``.
         self.selector = Poller()
-        self._timers: list[tuple[float, int, TimerHandle]] = []
         self._sequence = itertools.count()
-        self._inbox: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
         self.selector.register(self._wake_reader, _READ, self._drain_wakeups)
-        self._stopping = False
         self._thread_id: int | None = None
-        # Streams with frames to write at the end of this iteration.
-        self._to_flush: list[Stream] = []
-        #: The time of the current loop iteration (``time.monotonic()``).
-        self.now = time.monotonic()
         #: The receive buffer of every :class:`Stream` of this loop: one
         #: suffices, as a loop reads one socket at a time.
         self.read_view = memoryview(bytearray(256 * 1024))
@@ -240,27 +243,8 @@ class Loop:
         """Run until :meth:`stop`."""
         self._stopping = False
         self._thread_id = threading.get_ident()
-        step = self.selector.stepper()
-        monotonic = time.monotonic
-        timers = self._timers
-        inbox = self._inbox
         try:
-            while not self._stopping:
-                timeout = -1.0  # until something is ready
-                if inbox or self._to_flush:
-                    timeout = 0.0
-                elif timers:
-                    # Not max(): a builtin call costs ~130 ns on Python 3.11, every iteration.
-                    timeout = timers[0][0] - monotonic()
-                    if timeout < 0.0:
-                        timeout = 0.0
-                now = step(self, timeout)  # sets self.now before the callbacks run
-                if inbox:
-                    self._run_inbox()
-                if timers and timers[0][0] <= now:
-                    self._run_timers()
-                if self._to_flush:
-                    flush_all(self._to_flush)
+            self._run(self.selector.stepper(), self.selector.epoll_table())
         finally:
             self._thread_id = None
 
