@@ -12,13 +12,17 @@ which forgets them too. What the fast paths do (deliver whole messages,
 queue prebuilt frames) changes nothing the protocol knows. A kept
 ``can_send_prebuilt()`` is used only while the protocol has no output
 pending: a send made through an older reference to the protocol queues
-some, and is then seen.
+some, and is then seen. A kept ``whole_message_limit()`` also means the
+protocol is still OPEN: what closes it goes through the attribute too.
+
+The server's loop and ``write_limit`` are taken once, when ``server`` is
+set: both are fixed for the server's life.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
-from wsfast._stream_c cimport StreamCore
+from wsfast._stream_c cimport LoopCore, StreamCore
 
 from wsfast._receive_c import deliver_whole_messages
 from wsfast.exceptions import ConnectionClosed
@@ -86,16 +90,29 @@ cdef class ConnectionCore:
     See ``wsfast._connection_py.ConnectionCore``, the pure-Python twin.
     """
 
-    cdef public object server
+    cdef object _server
     cdef public StreamCore stream
     cdef public object keepalive
     cdef object _protocol
+    cdef object _loop  # server.loop
+    cdef Py_ssize_t _write_limit  # server.write_limit
     cdef Py_ssize_t _limit  # whole_message_limit(), NO_LIMIT for None, or UNKNOWN
     cdef int _prebuilt  # can_send_prebuilt(), or UNKNOWN
 
     def __cinit__(self):
         self._limit = UNKNOWN
         self._prebuilt = UNKNOWN
+
+    @property
+    def server(self):
+        """The server (``handler``, ``write_limit``, ``loop``, ``_admit(ws)``)."""
+        return self._server
+
+    @server.setter
+    def server(self, value):
+        self._server = value
+        self._loop = value.loop
+        self._write_limit = value.write_limit
 
     @property
     def protocol(self):
@@ -131,13 +148,15 @@ cdef class ConnectionCore:
         cdef object payload
         cdef bytes header
         cdef unsigned char opcode
-        if stream.queued + <Py_ssize_t>protocol.buffered_amount > <Py_ssize_t>self.server.write_limit:
-            self.server._admit(self)
+        cdef Py_ssize_t pending = protocol.buffered_amount
+        if stream.queued + pending > self._write_limit:
+            self._server._admit(self)
+            pending = protocol.buffered_amount
         # With output pending (a pong), ask: the protocol's sends queue output.
-        if self._can_send_prebuilt() if not protocol.buffered_amount else protocol.can_send_prebuilt():
+        if self._can_send_prebuilt() if not pending else protocol.can_send_prebuilt():
             # The common case, framed here without the sans-IO send path;
             # what the protocol queued before (a pong) goes out first.
-            if protocol.buffered_amount:
+            if pending:
                 self._forget()
                 stream.write(protocol.data_to_send())
             if type(message) is str:
@@ -162,7 +181,8 @@ cdef class ConnectionCore:
     def _on_data(self, data):
         """The stream's ``on_data``: the bytes of one read."""
         cdef Py_ssize_t limit = self._limit
-        self.keepalive.last_seen = self.server.loop.now
+        loop = self._loop
+        self.keepalive.last_seen = (<LoopCore>loop).now if isinstance(loop, LoopCore) else loop.now
         protocol = self._protocol
         if limit == UNKNOWN:
             answer = protocol.whole_message_limit()
@@ -181,15 +201,15 @@ cdef class ConnectionCore:
             self._dispatch(protocol.receive_data(data))
         # Replies, pongs and close echoes count against write_limit alike:
         # read no more from a client whose queue is over it until it drains.
-        if self.stream.queued > <Py_ssize_t>self.server.write_limit:
+        if self.stream.queued > self._write_limit:
             self.stream.pause_reading()
 
     def _deliver(self, message):
         """One message of the fast path to the handler; whether to go on with it."""
         try:
-            self.server.handler.on_message(self, message)
+            self._server.handler.on_message(self, message)
         except ConnectionClosed:
             pass  # the handler raced a close: nothing to report
         except Exception as exc:
             self._handler_failed(exc)
-        return self._protocol.state is _OPEN
+        return self._limit >= 0 or self._protocol.state is _OPEN

@@ -388,7 +388,8 @@ class Server:
             max_message_size: the largest message accepted (1009 beyond).
             max_connections: connections beyond this are answered 503.
             write_limit: the bytes queued for one client beyond which it is a
-                slow consumer.
+                slow consumer (fixed for the server's life: ``write_limit``
+                is read-only).
             slow_consumer: ``"close"``: close a slow consumer with 1008;
                 ``"drop"``: drop its oldest queued published messages.
             ping_interval: seconds between heartbeat pings (``None``: no pings).
@@ -423,7 +424,7 @@ class Server:
         self.ssl = ssl
         self.max_message_size = max_message_size
         self.max_connections = max_connections
-        self.write_limit = write_limit
+        self._write_limit = write_limit
         self.slow_consumer = slow_consumer
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -476,6 +477,11 @@ class Server:
         return self._decorator("on_error", function)
 
     # --- properties --------------------------------------------------------------
+
+    @property
+    def write_limit(self) -> int:
+        """The bytes queued for one client beyond which it is a slow consumer."""
+        return self._write_limit
 
     @property
     def port(self) -> int:
