@@ -22,9 +22,8 @@ set: both are fixed for the server's life.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
+from wsfast._receive_c cimport deliver_whole
 from wsfast._stream_c cimport LoopCore, StreamCore
-
-from wsfast._receive_c import deliver_whole_messages
 from wsfast.exceptions import ConnectionClosed
 from wsfast.protocol import State, _byte_buffer
 
@@ -190,7 +189,7 @@ cdef class ConnectionCore:
             self._limit = limit
         if limit != NO_LIMIT:
             # Whole messages go straight to the handler; the protocol gets the rest.
-            taken = deliver_whole_messages(data, limit, self._deliver)
+            taken = deliver_whole(data, limit, _deliver_to, self)
             if taken < len(data):
                 self._forget()
                 self._dispatch(protocol.receive_data(data[taken:]))
@@ -204,7 +203,7 @@ cdef class ConnectionCore:
         if self.stream.queued > self._write_limit:
             self.stream.pause_reading()
 
-    def _deliver(self, message):
+    cdef bint _deliver(self, message) except -1:
         """One message of the fast path to the handler; whether to go on with it."""
         try:
             self._server.handler.on_message(self, message)
@@ -213,3 +212,8 @@ cdef class ConnectionCore:
         except Exception as exc:
             self._handler_failed(exc)
         return self._limit >= 0 or self._protocol.state is _OPEN
+
+
+cdef int _deliver_to(object connection, object message) except -1:
+    """``deliver_whole``'s callback: ``connection._deliver(message)``."""
+    return (<ConnectionCore>connection)._deliver(message)

@@ -1,4 +1,8 @@
-"""Whole messages straight from a read, compiled: the twin of ``_receive_py.py``."""
+"""Whole messages straight from a read, compiled: the twin of ``_receive_py.py``.
+
+``deliver_whole`` (``_receive_c.pxd``) is the same scan for compiled
+callers, with a C function as the callback: no Python call per message.
+"""
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -19,6 +23,16 @@ def deliver_whole_messages(data, Py_ssize_t max_size, on_message):
 
     See ``wsfast._receive_py.deliver_whole_messages``, the pure-Python twin.
     """
+    return deliver_whole(data, max_size, _call, on_message)
+
+
+cdef int _call(object on_message, object message) except -1:
+    return 1 if on_message(message) else 0
+
+
+cdef Py_ssize_t deliver_whole(data, Py_ssize_t max_size, on_message_f on_message, object target) except -1:
+    """``deliver_whole_messages()`` calling ``on_message(target, message)``:
+    1 to go on, 0 to stop after this message."""
     cdef Py_buffer view
     cdef const uint8_t *p
     cdef Py_ssize_t size, position = 0, start, header
@@ -66,7 +80,7 @@ def deliver_whole_messages(data, Py_ssize_t max_size, on_message):
             else:
                 message = payload
             position = start + header + 4 + <Py_ssize_t>length
-            if not on_message(message):
+            if not on_message(target, message):
                 break
     finally:
         PyBuffer_Release(&view)
