@@ -29,6 +29,11 @@ cdef extern from "<errno.h>":
     int EWOULDBLOCK
 
 
+cdef extern from "Python.h":
+    # NULL for itemlist deletes the slice (cpython.list declares it an object).
+    int PyList_SetSlice(list target, Py_ssize_t low, Py_ssize_t high, PyObject *itemlist) except -1
+
+
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
 
@@ -145,16 +150,26 @@ def flush_all(list to_flush):
 
 
 cdef _flush_all(list to_flush):
-    cdef list streams = to_flush[:]
-    del to_flush[:]
+    cdef list streams
+    if len(to_flush) == 1:  # one stream written (echo on one connection): no copy
+        stream = to_flush[0]
+        PyList_SetSlice(to_flush, 0, 1, NULL)
+        _flush_one(stream)
+        return
+    streams = to_flush[:]
+    PyList_SetSlice(to_flush, 0, len(streams), NULL)
     for stream in streams:
-        try:
-            if isinstance(stream, StreamCore):
-                (<StreamCore>stream)._flush()
-            else:
-                stream.flush()
-        except Exception:
-            logger.exception("error while writing to %r", stream.sock)
+        _flush_one(stream)
+
+
+cdef _flush_one(stream):
+    try:
+        if isinstance(stream, StreamCore):
+            (<StreamCore>stream)._flush()
+        else:
+            stream.flush()
+    except Exception:
+        logger.exception("error while writing to %r", stream.sock)
 
 
 cdef class LoopCore:
