@@ -2,7 +2,10 @@
 
 The same methods over C fields; a reply is framed here and queued with the
 stream core's C method, without a Python frame between the handler's
-``ws.send(message)`` and the write queue.
+``ws.send(message)`` and the write queue. A plain-TCP read comes straight
+from the stream core's buffer (``StreamCore.set_on_read``), and each whole
+message goes to the handler from C (``deliver_whole``): no memoryview and
+no Python call on the way.
 
 The answers of the protocol's ``whole_message_limit()`` and
 ``can_send_prebuilt()`` are kept between messages: only a call of one of the
@@ -19,6 +22,7 @@ The server's loop and ``write_limit`` are taken once, when ``server`` is
 set: both are fixed for the server's life.
 """
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
@@ -46,7 +50,7 @@ def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
             rest.append(receiver)
             continue
         connection = <ConnectionCore>receiver
-        stream = connection.stream
+        stream = connection._stream
         if (
             connection._protocol.buffered_amount
             or stream.queued > limit
@@ -90,7 +94,7 @@ cdef class ConnectionCore:
     """
 
     cdef object _server
-    cdef public StreamCore stream
+    cdef StreamCore _stream
     cdef public object keepalive
     cdef object _protocol
     cdef object _loop  # server.loop
@@ -112,6 +116,22 @@ cdef class ConnectionCore:
         self._server = value
         self._loop = value.loop
         self._write_limit = value.write_limit
+
+    @property
+    def stream(self):
+        """The connection's :class:`~wsfast.loop.Stream`."""
+        return self._stream
+
+    @stream.setter
+    def stream(self, StreamCore value):
+        self._stream = value
+        # Reading for _on_data, not overridden: read into it in C.
+        if (
+            value is not None
+            and value.on_data == self._on_data
+            and type(self)._on_data is ConnectionCore._on_data
+        ):
+            value.set_on_read(_on_read, self)
 
     @property
     def protocol(self):
@@ -143,7 +163,7 @@ cdef class ConnectionCore:
             ConnectionClosed: the connection is not OPEN.
         """
         cdef object protocol = self._protocol
-        cdef StreamCore stream = self.stream
+        cdef StreamCore stream = self._stream
         cdef object payload
         cdef bytes header
         cdef unsigned char opcode
@@ -179,7 +199,18 @@ cdef class ConnectionCore:
 
     def _on_data(self, data):
         """The stream's ``on_data``: the bytes of one read."""
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._receive(<const unsigned char *>view.buf, view.len, data)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef _receive(self, const unsigned char *p, Py_ssize_t size, data):
+        """``_on_data(data)`` over the ``size`` bytes at ``p``; ``data``, if
+        None, is the stream's read buffer (``p`` points into it)."""
         cdef Py_ssize_t limit = self._limit
+        cdef Py_ssize_t taken
         loop = self._loop
         self.keepalive.last_seen = (<LoopCore>loop).now if isinstance(loop, LoopCore) else loop.now
         protocol = self._protocol
@@ -189,19 +220,23 @@ cdef class ConnectionCore:
             self._limit = limit
         if limit != NO_LIMIT:
             # Whole messages go straight to the handler; the protocol gets the rest.
-            taken = deliver_whole(data, limit, _deliver_to, self)
-            if taken < len(data):
+            taken = deliver_whole(p, size, limit, _deliver_to, self)
+            if taken < size:
+                if data is None:
+                    data = self._stream._view[:size]
                 self._forget()
                 self._dispatch(protocol.receive_data(data[taken:]))
             elif protocol.buffered_amount or protocol.should_close_transport:
                 self._flush_protocol()
         else:
+            if data is None:
+                data = self._stream._view[:size]
             self._forget()
             self._dispatch(protocol.receive_data(data))
         # Replies, pongs and close echoes count against write_limit alike:
         # read no more from a client whose queue is over it until it drains.
-        if self.stream.queued > self._write_limit:
-            self.stream.pause_reading()
+        if self._stream.queued > self._write_limit:
+            self._stream.pause_reading()
 
     cdef bint _deliver(self, message) except -1:
         """One message of the fast path to the handler; whether to go on with it."""
@@ -217,3 +252,9 @@ cdef class ConnectionCore:
 cdef int _deliver_to(object connection, object message) except -1:
     """``deliver_whole``'s callback: ``connection._deliver(message)``."""
     return (<ConnectionCore>connection)._deliver(message)
+
+
+cdef int _on_read(object connection, const unsigned char *data, Py_ssize_t size) except -1:
+    """The stream's compiled ``on_data``: ``connection._on_data`` over its read buffer."""
+    (<ConnectionCore>connection)._receive(data, size, None)
+    return 0

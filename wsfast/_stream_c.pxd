@@ -1,6 +1,10 @@
 # The C face of _stream_c.StreamCore, for the compiled modules that cimport it.
 
 
+# A compiled on_data: on_read(target, data, size) over the bytes of one read.
+ctypedef int (*on_read_f)(object target, const unsigned char *data, Py_ssize_t size) except -1
+
+
 cdef class StreamCore:
     cdef public object frames
     cdef public Py_ssize_t queued
@@ -20,6 +24,10 @@ cdef class StreamCore:
     cdef public bint _tls
     cdef public object _tls_chunk
     cdef public int _events
+    # The compiled face of on_data, used while on_data is _on_read_for.
+    cdef on_read_f _on_read
+    cdef object _on_read_target
+    cdef object _on_read_for
 
     cdef _handle(self, int mask)
     cdef _read_once(self)
@@ -28,6 +36,7 @@ cdef class StreamCore:
     cdef _flush_plain(self)
     cdef _push(self, list buffers, Py_ssize_t size, bint droppable)
     cdef _consume(self, Py_ssize_t sent)
+    cdef set_on_read(self, on_read_f on_read, object target)
 
 
 cdef class LoopCore:

@@ -242,6 +242,14 @@ cdef class StreamCore:
         self._tls = False
         self._tls_chunk = None
         self._events = _READ
+        self._on_read = NULL
+
+    cdef set_on_read(self, on_read_f on_read, object target):
+        """Read into ``on_read(target, data, size)`` instead of ``on_data(view)``,
+        as long as ``on_data`` is the one set now (of which it is the C face)."""
+        self._on_read = on_read
+        self._on_read_target = target
+        self._on_read_for = self.on_data
 
     def _on_event(self, sock, int mask):
         """The selector's callback: ``mask`` holds EVENT_READ and EVENT_WRITE."""
@@ -276,6 +284,8 @@ cdef class StreamCore:
             self._broken()
         elif n == 0:
             self._broken()
+        elif self._on_read is not NULL and self.on_data is self._on_read_for:
+            self._on_read(self._on_read_target, <const unsigned char *>buffer, n)
         else:
             self.on_data(self._view[:n])
 
