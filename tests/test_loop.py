@@ -30,6 +30,7 @@ if importlib.util.find_spec("wsfast._stream_c") is not None:
 
     STEP_MODULES.append(_stream_c)
 STEPS = [module.step for module in STEP_MODULES]
+TWIN_IDS = [module.__name__.rsplit(".", 1)[1] for module in STEP_MODULES]
 
 
 def test_two_loops_do_not_share_the_receive_buffer() -> None:
@@ -446,3 +447,75 @@ def test_frames_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> Non
         ours.close()
         theirs.close()
         loop.close()
+
+
+# --- the iteration (LoopCore), on both twins -------------------------------------------
+
+
+class _Flushed:
+    """A stream that records its flush."""
+
+    sock = None
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+
+    def flush(self) -> None:
+        self.order.append("flush")
+
+
+def _recording_loop(twin: Any, order: list[str]) -> Any:
+    """A loop core of ``twin`` whose inbox and timers record that they ran, and
+    whose timers stop it."""
+
+    class Recording(twin.LoopCore):  # type: ignore[misc, name-defined]
+        def _run_inbox(self) -> None:
+            order.append("inbox")
+            self._inbox.clear()
+
+        def _run_timers(self) -> None:
+            order.append("timers")
+            self._timers.clear()
+            self._stopping = True
+
+    return Recording()
+
+
+@pytest.mark.parametrize("twin", STEP_MODULES, ids=TWIN_IDS)
+def test_an_iteration_with_work_pending_polls_without_waiting_then_runs_inbox_timers_and_flushes(twin: Any) -> None:
+    order: list[str] = []
+    loop = _recording_loop(twin, order)
+    loop._inbox.append((print, ()))
+    loop._timers.append((0.0, 0, None))  # due
+    loop._to_flush.append(_Flushed(order))
+    timeouts: list[float] = []
+
+    def step(core: Any, timeout: float) -> float:
+        timeouts.append(timeout)
+        core.now = 5.0
+        return 5.0
+
+    loop._run(step, None)
+    assert timeouts == [0.0]
+    assert order == ["inbox", "timers", "flush"]
+    assert loop._to_flush == [] and loop.now == 5.0
+
+
+@pytest.mark.parametrize("twin", STEP_MODULES, ids=TWIN_IDS)
+def test_an_idle_iteration_waits_until_the_next_timer_or_for_ever(twin: Any) -> None:
+    order: list[str] = []
+    loop = _recording_loop(twin, order)
+    timeouts: list[float] = []
+
+    def step(core: Any, timeout: float) -> float:
+        timeouts.append(timeout)
+        if len(timeouts) == 1:
+            core._timers.append((core.now + 60.0, 0, None))  # not due in this iteration
+        else:
+            core._stopping = True
+        return float(core.now)
+
+    loop._run(step, None)
+    assert timeouts[0] == -1.0  # nothing pending, no timer: until something is ready
+    assert 59.0 < timeouts[1] <= 60.0
+    assert order == []  # nothing was due

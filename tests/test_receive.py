@@ -2,7 +2,8 @@
 
 ``deliver_whole_messages`` takes only what the protocol would deliver as
 whole messages and stops, untouched, at the first frame the protocol must
-judge; the server tests check the hand-over end to end.
+judge; the last tests check the hand-over end to end (compiled: from the
+stream's read buffer into the connection core in C).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 
 import pytest
 
-from tests.test_server import masked_frame
+from tests.servers import Recorder, running_server, wait_until
+from tests.test_server import RawClient, masked_frame
 from wsfast import _connection_py, _receive_py, kernels, server
 
 IMPLEMENTATIONS = [_receive_py.deliver_whole_messages]
@@ -21,7 +23,7 @@ if importlib.util.find_spec("wsfast._receive_c") is not None:
 
     IMPLEMENTATIONS.append(_receive_c.deliver_whole_messages)
 
-TEXT, BINARY, PING = 0x1, 0x2, 0x9
+TEXT, BINARY, PING, PONG = 0x1, 0x2, 0x9, 0xA
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, ids=["py", "c"][: len(IMPLEMENTATIONS)])
@@ -80,3 +82,46 @@ def test_it_stops_after_the_message_whose_callback_says_so(deliver: object) -> N
 def test_any_bytes_like_data(deliver: object) -> None:
     data = masked_frame(BINARY, b"abc")
     assert run(deliver, memoryview(bytearray(data))) == (len(data), [b"abc"])
+
+
+# --- the hand-over, end to end ---------------------------------------------------------
+
+
+def test_whole_messages_then_what_the_protocol_must_judge_in_one_read_keep_their_order() -> None:
+    """The first two messages take the fast path; the ping, the fragments and the rest
+    of the read go to the protocol (the part of the read after the taken bytes)."""
+    pipelined = (
+        masked_frame(TEXT, b"one")
+        + masked_frame(BINARY, b"two")
+        + masked_frame(PING, b"ping")
+        + masked_frame(TEXT, b"thr", fin=False)
+        + masked_frame(0x0, b"ee")
+        + masked_frame(BINARY, b"four")
+    )
+    recorder = Recorder()
+    with running_server(recorder) as ws_server, RawClient(ws_server) as raw:
+        raw.handshake()
+        raw.send(pipelined)
+        replies = [raw.recv_frame() for _ in range(5)]
+    assert replies == [(TEXT, b"one"), (BINARY, b"two"), (PONG, b"ping"), (TEXT, b"three"), (BINARY, b"four")]
+    assert [recorder.next_message() for _ in range(4)] == ["one", b"two", "three", b"four"]
+
+
+def test_a_stream_whose_on_data_is_replaced_reads_into_the_replacement() -> None:
+    """The compiled read into the connection stands for the connection's own
+    ``on_data`` only: another one set later gets every read."""
+    reads: list[bytes] = []
+
+    class Diverting(Recorder):
+        def on_open(self, ws: server.ServerConnection) -> None:
+            ws.stream.on_data = lambda view: reads.append(bytes(view))
+            super().on_open(ws)
+
+    recorder = Diverting()
+    with running_server(recorder) as ws_server, RawClient(ws_server) as raw:
+        raw.handshake()
+        recorder.next_open()
+        frame = masked_frame(TEXT, b"diverted")
+        raw.send(frame)
+        assert wait_until(lambda: b"".join(reads) == frame)
+    assert recorder.messages.empty()

@@ -116,3 +116,10 @@ print(logging.getLogger().hasHandlers())
 def test_serve_forever_in_a_thread_leaves_logging_to_the_program() -> None:
     run = subprocess.run([sys.executable, "-c", IN_A_THREAD], capture_output=True, text=True, timeout=TIMEOUT)
     assert (run.returncode, run.stdout.strip(), run.stderr) == (0, "False", "")
+
+
+def test_write_limit_is_fixed_for_the_servers_life() -> None:
+    with running_server(write_limit=1234) as server:
+        assert server.write_limit == 1234
+        with pytest.raises(AttributeError):
+            server.write_limit = 1  # type: ignore[misc]
