@@ -441,7 +441,7 @@ def test_frames_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> Non
                 break
             received += theirs.recv(1 << 16)
         assert bytes(received) == expected
-        assert stream.queued == 0 and not stream.frames
+        assert stream.queued == 0 and stream.frame_count == 0
     finally:
         ours.close()
         theirs.close()
