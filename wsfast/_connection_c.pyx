@@ -30,29 +30,42 @@ DEF UNKNOWN = -1  # _limit and _prebuilt: ask the protocol
 DEF NO_LIMIT = -2  # _limit: whole_message_limit() is None
 
 
-def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
+def queue_shared(receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
     """Queue one prebuilt frame for every receiver that can take it as it is.
 
-    See ``wsfast._connection_py.queue_shared``, the pure-Python twin.
+    See ``wsfast._connection_py.queue_shared``, the pure-Python twin. A dict's
+    keys and a set's members are walked in C, without a copy.
     """
     cdef list rest = []
+    if type(receivers) is dict:
+        for receiver in <dict>receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    elif type(receivers) is set:
+        for receiver in <set>receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    else:
+        for receiver in receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    return rest
+
+
+cdef inline int _queue_one(object receiver, list frame, Py_ssize_t size, Py_ssize_t limit, list rest) except -1:
     cdef ConnectionCore connection
     cdef StreamCore stream
-    for receiver in receivers:
-        if not isinstance(receiver, ConnectionCore):
-            rest.append(receiver)
-            continue
-        connection = <ConnectionCore>receiver
-        stream = connection.stream
-        if (
-            connection._protocol.buffered_amount
-            or stream.queued > limit
-            or not connection._can_send_prebuilt()
-        ):
-            rest.append(receiver)
-        else:
-            stream._push(frame, size, True)
-    return rest
+    if not isinstance(receiver, ConnectionCore):
+        rest.append(receiver)
+        return 0
+    connection = <ConnectionCore>receiver
+    stream = connection.stream
+    if (
+        connection._protocol.buffered_amount
+        or stream.queued > limit
+        or not connection._can_send_prebuilt()
+    ):
+        rest.append(receiver)
+    else:
+        stream._push(frame, size, True)
+    return 0
 
 
 cdef bytes _header(unsigned char opcode, Py_ssize_t length):

@@ -19,6 +19,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
@@ -31,6 +32,15 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cdef extern from "<errno.h>":
     int EWOULDBLOCK
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+    void Py_SET_SIZE(object, Py_ssize_t)
+    # A tuple's item set without a reference of its own: it steals one.
+    void PyTuple_SET_ITEM(object, Py_ssize_t, PyObject *)
+    tuple PyTuple_New(Py_ssize_t)
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -130,11 +140,14 @@ cdef _call(dict handlers, int fd, unsigned int flags):
 def flush_all(list to_flush):
     """Empty ``to_flush`` and flush each stream that was in it.
 
-    See ``wsfast._stream_py.flush_all``, the pure-Python twin.
+    See ``wsfast._stream_py.flush_all``, the pure-Python twin. The streams
+    are flushed in place, then taken off the front of the list, which keeps
+    its storage for the next iteration (no copy, no regrowth); streams that
+    these flushes queue again stay in it, for the next iteration.
     """
-    cdef list streams = to_flush[:]
-    del to_flush[:]
-    for stream in streams:
+    cdef Py_ssize_t i, n = len(to_flush)
+    for i in range(n):
+        stream = to_flush[i]
         try:
             if isinstance(stream, StreamCore):
                 (<StreamCore>stream)._flush()
@@ -142,6 +155,22 @@ def flush_all(list to_flush):
                 stream.flush()
         except Exception:
             logger.exception("error while writing to %r", stream.sock)
+    _take_first(to_flush, n)
+
+
+cdef void _take_first(list items, Py_ssize_t n) noexcept:
+    """Remove the first ``n`` of ``items``, keeping the list's storage."""
+    cdef Py_ssize_t i
+    cdef PyObject **first = (<PyListObject *>items).ob_item
+    cdef Py_ssize_t left = PyList_GET_SIZE(items) - n
+    # The references move to a tuple before they are dropped: whatever
+    # dropping one runs sees a consistent list.
+    cdef tuple taken = PyTuple_New(n)
+    for i in range(n):
+        PyTuple_SET_ITEM(taken, i, first[i])  # steals the list's reference
+    memmove(first, &first[n], left * sizeof(PyObject *))
+    Py_SET_SIZE(items, left)
+    del taken
 
 
 cdef class StreamCore:
