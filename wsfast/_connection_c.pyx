@@ -4,20 +4,22 @@ The same methods over C fields; a reply is framed here and queued with the
 stream core's C method, without a Python frame between the handler's
 ``ws.send(message)`` and the write queue.
 
-The answers of the protocol's ``whole_message_limit()`` and
-``can_send_prebuilt()`` are kept between messages: only a call of one of the
-protocol's methods can change them, and every such call either goes through
-the ``protocol`` attribute, whose getter forgets them, or is made here,
-which forgets them too. What the fast paths do (deliver whole messages,
-queue prebuilt frames) changes nothing the protocol knows. A kept
-``can_send_prebuilt()`` is used only while the protocol has no output
-pending: a send made through an older reference to the protocol queues
-some, and is then seen.
+The protocol's outbox is read in C: the bytes it holds, and the version of
+its sending rules, with which the answer of ``can_send_prebuilt()`` is
+kept (asked again when the version changes, whoever changed it).
+
+The answer of the protocol's ``whole_message_limit()`` is kept between
+messages: only a call of one of the protocol's methods can change it, and
+every such call either goes through the ``protocol`` attribute, whose getter
+forgets it, or is made here, which forgets it too. What the fast paths do
+(deliver whole messages, queue prebuilt frames) changes nothing the
+protocol knows.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
+from wsfast._outbox_c cimport Outbox
 from wsfast._stream_c cimport StreamCore
 
 from wsfast._receive_c import deliver_whole_messages
@@ -57,11 +59,7 @@ cdef inline int _queue_one(object receiver, list frame, Py_ssize_t size, Py_ssiz
         return 0
     connection = <ConnectionCore>receiver
     stream = connection.stream
-    if (
-        connection._protocol.buffered_amount
-        or stream.queued > limit
-        or not connection._can_send_prebuilt()
-    ):
+    if connection._outbox.buffered or stream.queued > limit or not connection._can_send_prebuilt():
         rest.append(receiver)
     else:
         stream._push(frame, size, True)
@@ -103,8 +101,10 @@ cdef class ConnectionCore:
     cdef public StreamCore stream
     cdef public object keepalive
     cdef object _protocol
+    cdef Outbox _outbox  # the protocol's
     cdef Py_ssize_t _limit  # whole_message_limit(), NO_LIMIT for None, or UNKNOWN
     cdef int _prebuilt  # can_send_prebuilt(), or UNKNOWN
+    cdef unsigned long long _prebuilt_version  # the outbox's version when _prebuilt was asked
 
     def __cinit__(self):
         self._limit = UNKNOWN
@@ -112,21 +112,22 @@ cdef class ConnectionCore:
 
     @property
     def protocol(self):
-        """The sans-IO connection; code that reads this may change its state."""
+        """The sans-IO connection; code that reads this may change what it receives."""
         self._forget()
         return self._protocol
 
     @protocol.setter
     def protocol(self, value):
+        self._outbox = value._outbox
         self._protocol = value
         self._forget()
 
     cdef inline void _forget(self) noexcept:
         self._limit = UNKNOWN
-        self._prebuilt = UNKNOWN
 
     cdef bint _can_send_prebuilt(self) except -1:
-        if self._prebuilt == UNKNOWN:
+        if self._prebuilt == UNKNOWN or self._prebuilt_version != self._outbox.version:
+            self._prebuilt_version = self._outbox.version
             self._prebuilt = 1 if self._protocol.can_send_prebuilt() else 0
         return self._prebuilt
 
@@ -140,17 +141,17 @@ cdef class ConnectionCore:
             ConnectionClosed: the connection is not OPEN.
         """
         cdef object protocol = self._protocol
+        cdef Outbox outbox = self._outbox
         cdef StreamCore stream = self.stream
         cdef object payload
         cdef bytes header
         cdef unsigned char opcode
-        if stream.queued + <Py_ssize_t>protocol.buffered_amount > <Py_ssize_t>self.server.write_limit:
+        if stream.queued + outbox.buffered > <Py_ssize_t>self.server.write_limit:
             self.server._admit(self)
-        # With output pending (a pong), ask: the protocol's sends queue output.
-        if self._can_send_prebuilt() if not protocol.buffered_amount else protocol.can_send_prebuilt():
+        if self._can_send_prebuilt():
             # The common case, framed here without the sans-IO send path;
             # what the protocol queued before (a pong) goes out first.
-            if protocol.buffered_amount:
+            if outbox.buffered:
                 self._forget()
                 stream.write(protocol.data_to_send())
             if type(message) is str:
