@@ -35,17 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import callgrind
 import run
 
 SCENARIOS = ("echo-16-32", "echo-256-1024")
@@ -123,48 +120,7 @@ def instructions_per_message(library: Library, scenario: run.Scenario, accelerat
     env = run._env()
     env["WSFAST_BENCH_SERVER"] = library.server
     env["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
-    count -= count % scenario.connections  # wsfast bench spreads --count evenly over the connections
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp, "callgrind.out")
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
-        process = subprocess.Popen(
-            [*command, str(run.HERE / LAUNCHER), "--port", "0", "--mode", "echo"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            if not line.startswith("LISTENING"):
-                raise RuntimeError(f"{library.name} did not start under callgrind: {line!r}")
-            url = f"ws://127.0.0.1:{line.split()[1]}/"
-            # Dump 1 is the start-up, 2 the run of `count` messages, 3 the run of twice as many.
-            subprocess.run(["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True)
-            for messages in (count, 2 * count):
-                bench = [sys.executable, "-m", "wsfast.bench", url, *scenario.bench_args(), "--count", str(messages)]
-                subprocess.run([*bench, "--timeout", "300", "--quiet"], env=env, check=True, capture_output=True)
-                subprocess.run(["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        time.sleep(0.1)
-        dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
-        if len(dumps) < 3:
-            raise RuntimeError(f"callgrind wrote {len(dumps)} dumps of the 3 expected")
-        once, twice = _totals(dumps[1]), _totals(dumps[2])
-    return (twice - once) / count
-
-
-def _totals(path: Path) -> int:
-    """The instructions a callgrind dump counted (each dump counts from the one before)."""
-    match = re.search(r"^(?:summary|totals): (\d+)", path.read_text(), re.MULTILINE)
-    return int(match.group(1)) if match else 0
+    return callgrind.instructions_per_message(run.HERE / LAUNCHER, scenario, count, env)
 
 
 def best_of(results: list[dict[str, Any]]) -> dict[str, Any]:
