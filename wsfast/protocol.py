@@ -244,6 +244,8 @@ class Connection:
         # What sends queue, with its size in bytes (buffered_amount) and the
         # version of the sending rules (can_send_prebuilt()).
         self._outbox = Outbox()
+        # Queue one buffer: the outbox's own method, without a call of ours around it.
+        self._queue = self._outbox.add
         # The close frame of a failure that followed other events in the same
         # data: it waits behind what the caller sends while handling those.
         self._failure_close: list[Any] = []
@@ -822,6 +824,3 @@ class Connection:
         else:
             # RFC 6455 §5.3: a fresh, unpredictable key for every frame.
             self._queue(build_frame(opcode, payload, fin=fin, rsv=rsv, mask_key=_urandom(4)))
-
-    def _queue(self, data: Any) -> None:
-        self._outbox.add(data)
