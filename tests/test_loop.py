@@ -446,3 +446,27 @@ def test_frames_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> Non
         ours.close()
         theirs.close()
         loop.close()
+
+
+def test_the_write_queue_counts_frames_pops_them_in_order_and_clears() -> None:
+    """Both cores: ``frame_count``, ``pop_frame()``, ``drop_unsent()`` and ``clear_frames()``."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    try:
+        stream = Stream(loop, ours, on_data=lambda view: None, on_close=lambda: None)
+        stream.write([b"H", b"one"])
+        stream.write([b"feed"], droppable=True)
+        stream.write([b"three"])
+        assert (stream.frame_count, stream.queued) == (3, 13)
+        stream.drop_unsent(droppable_only=True)
+        assert (stream.frame_count, stream.queued) == (2, 9)
+        assert stream.pop_frame() == ([b"H", b"one"], 4, False)
+        assert stream.frame_count == 1 and stream.queued == 9  # the caller takes its bytes off as it writes them
+        stream.clear_frames()
+        assert (stream.frame_count, stream.queued, stream.head_started) == (0, 0, False)
+        with pytest.raises(IndexError, match="empty queue"):
+            stream.pop_frame()
+    finally:
+        ours.close()
+        theirs.close()
+        loop.close()

@@ -305,7 +305,11 @@ cdef class StreamCore:
         return 0
 
     cdef void _drop_front(self, Py_ssize_t count) noexcept:
-        """Forget the first ``count`` frames (their bytes are not counted here)."""
+        """Forget the first ``count`` frames (their bytes are not counted here).
+
+        Dropping a frame's list may free its buffers: bytes and C buffers,
+        whose release writes to no stream.
+        """
         cdef Py_ssize_t i
         for i in range(self._head, self._head + count):
             Py_DECREF(<object>self._ring[i].buffers)
@@ -423,8 +427,9 @@ cdef class StreamCore:
 
     cdef _consume(self, Py_ssize_t sent):
         """Drop ``sent`` written bytes from the front of the queue."""
-        cdef Py_ssize_t length
+        cdef Py_ssize_t size, length
         cdef Frame *head
+        cdef PyObject *written
         if sent == self.queued:  # the usual case: everything went out
             self._drop_front(self.frame_count)
             self.queued = 0
@@ -432,14 +437,14 @@ cdef class StreamCore:
             return
         self.queued -= sent
         while sent:
-            head = &self._ring[self._head]
-            if sent >= head.size:
-                sent -= head.size
+            size = self._ring[self._head].size
+            if sent >= size:
+                sent -= size
                 self._drop_front(1)
                 self.head_started = False
                 continue
             # A partly written frame: keep what is left of it, uncopied.
-            rest = list(<list><object>head.buffers)
+            rest = list(<list><object>self._ring[self._head].buffers)
             while sent:
                 first = memoryview(rest[0]).cast("B")
                 length = len(first)
@@ -449,13 +454,18 @@ cdef class StreamCore:
                 else:
                     rest[0] = first[sent:]
                     sent = 0
-            head.size = 0
+            size = 0
             for buffer in rest:
-                head.size += _size(buffer)
-            Py_DECREF(<object>head.buffers)
+                size += _size(buffer)
+            # The array may have moved while the Python objects above were
+            # made: the head is found again, and the old list dropped last.
+            head = &self._ring[self._head]
+            written = head.buffers
             Py_INCREF(rest)
             head.buffers = <PyObject *>rest
+            head.size = size
             self.head_started = True
+            Py_DECREF(<object>written)
 
 
 _ON_EVENT = StreamCore.__dict__["_on_event"]
