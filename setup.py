@@ -49,10 +49,11 @@ def extensions():
     sources = [
         with_kernels("wsfast.kernels._cy", "wsfast/kernels/_cy.pyx"),
         with_kernels("wsfast._receive_c", "wsfast/_receive_c.pyx"),
+        Extension("wsfast._outbox_c", ["wsfast/_outbox_c.pyx"], extra_compile_args=compile_args),
     ]
     if sys.platform != "win32":  # the stream core writes with writev()
         sources.append(Extension("wsfast._stream_c", ["wsfast/_stream_c.pyx"], extra_compile_args=compile_args))
-        # The connection core cimports the stream core.
+        # The connection core cimports the stream core and the outbox.
         sources.append(
             Extension("wsfast._connection_c", ["wsfast/_connection_c.pyx"], extra_compile_args=compile_args)
         )

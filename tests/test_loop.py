@@ -442,7 +442,31 @@ def test_frames_larger_than_the_socket_buffer_arrive_whole_and_in_order() -> Non
                 break
             received += theirs.recv(1 << 16)
         assert bytes(received) == expected
-        assert stream.queued == 0 and not stream.frames
+        assert stream.queued == 0 and stream.frame_count == 0
+    finally:
+        ours.close()
+        theirs.close()
+        loop.close()
+
+
+def test_the_write_queue_counts_frames_pops_them_in_order_and_clears() -> None:
+    """Both cores: ``frame_count``, ``pop_frame()``, ``drop_unsent()`` and ``clear_frames()``."""
+    loop = Loop()
+    ours, theirs = socket.socketpair()
+    try:
+        stream = Stream(loop, ours, on_data=lambda view: None, on_close=lambda: None)
+        stream.write([b"H", b"one"])
+        stream.write([b"feed"], droppable=True)
+        stream.write([b"three"])
+        assert (stream.frame_count, stream.queued) == (3, 13)
+        stream.drop_unsent(droppable_only=True)
+        assert (stream.frame_count, stream.queued) == (2, 9)
+        assert stream.pop_frame() == ([b"H", b"one"], 4, False)
+        assert stream.frame_count == 1 and stream.queued == 9  # the caller takes its bytes off as it writes them
+        stream.clear_frames()
+        assert (stream.frame_count, stream.queued, stream.head_started) == (0, 0, False)
+        with pytest.raises(IndexError, match="empty queue"):
+            stream.pop_frame()
     finally:
         ours.close()
         theirs.close()

@@ -923,6 +923,27 @@ def pattern_bytes(size: int) -> bytes:
     return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
+def test_a_change_made_through_a_kept_reference_to_the_protocol_is_seen_by_the_next_broadcast() -> None:
+    """The core keeps ``can_send_prebuilt()`` with the outbox's version, not until
+    ``ws.protocol`` is read: a broadcast after a fragmented send started through a
+    reference taken earlier continues that message instead of cutting into it."""
+    recorder = Recorder(echo=False)
+    with running_server(recorder) as server, ws_client(server) as client:
+        ws = recorder.next_open()
+
+        def whole_then_a_first_fragment_then_a_broadcast() -> None:
+            protocol = ws.protocol
+            ws.send("whole")  # the core asks can_send_prebuilt() and keeps the answer
+            protocol.send_text("first ", fin=False)
+            ws.stream.write(protocol.data_to_send())  # nothing of the protocol's left pending
+            server.broadcast("rest")
+
+        in_loop(server, whole_then_a_first_fragment_then_a_broadcast)
+        assert client.recv(timeout=TIMEOUT) == "whole"
+        assert client.recv(timeout=TIMEOUT) == "first rest"
+        assert recorder.errors.empty()
+
+
 def test_send_of_str_is_text_and_bytes_is_binary() -> None:
     with running_server() as server, RawClient(server) as raw:
         raw.handshake()

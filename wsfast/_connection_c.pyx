@@ -7,16 +7,16 @@ from the stream core's buffer (``StreamCore.set_on_read``), and each whole
 message goes to the handler from C (``deliver_whole``): no memoryview and
 no Python call on the way.
 
-The answers of the protocol's ``whole_message_limit()`` and
-``can_send_prebuilt()`` are kept between messages: only a call of one of the
-protocol's methods can change them, and every such call either goes through
-the ``protocol`` attribute, whose getter forgets them, or is made here,
-which forgets them too. What the fast paths do (deliver whole messages,
-queue prebuilt frames) changes nothing the protocol knows. A kept
-``can_send_prebuilt()`` is used only while the protocol has no output
-pending: a send made through an older reference to the protocol queues
-some, and is then seen. A kept ``whole_message_limit()`` also means the
-protocol is still OPEN: what closes it goes through the attribute too.
+The protocol's outbox is read in C: the bytes it holds, and the version of
+its sending rules, with which the answer of ``can_send_prebuilt()`` is
+kept (asked again when the version changes, whoever changed it).
+
+The answer of the protocol's ``whole_message_limit()`` is kept between
+messages: only a call of one of the protocol's methods can change it, and
+every such call either goes through the ``protocol`` attribute, whose getter
+forgets it, or is made here, which forgets it too. What the fast paths do
+(deliver whole messages, queue prebuilt frames) changes nothing the
+protocol knows.
 
 The server's loop and ``write_limit`` are taken once, when ``server`` is
 set: both are fixed for the server's life.
@@ -26,6 +26,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
 
+from wsfast._outbox_c cimport Outbox
 from wsfast._receive_c cimport deliver_whole
 from wsfast._stream_c cimport LoopCore, StreamCore
 from wsfast.exceptions import ConnectionClosed
@@ -37,29 +38,38 @@ DEF UNKNOWN = -1  # _limit and _prebuilt: ask the protocol
 DEF NO_LIMIT = -2  # _limit: whole_message_limit() is None
 
 
-def queue_shared(list receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
+def queue_shared(receivers, list frame, Py_ssize_t size, Py_ssize_t limit):
     """Queue one prebuilt frame for every receiver that can take it as it is.
 
-    See ``wsfast._connection_py.queue_shared``, the pure-Python twin.
+    See ``wsfast._connection_py.queue_shared``, the pure-Python twin. A dict's
+    keys and a set's members are walked in C, without a copy.
     """
     cdef list rest = []
+    if type(receivers) is dict:
+        for receiver in <dict>receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    elif type(receivers) is set:
+        for receiver in <set>receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    else:
+        for receiver in receivers:
+            _queue_one(receiver, frame, size, limit, rest)
+    return rest
+
+
+cdef inline int _queue_one(object receiver, list frame, Py_ssize_t size, Py_ssize_t limit, list rest) except -1:
     cdef ConnectionCore connection
     cdef StreamCore stream
-    for receiver in receivers:
-        if not isinstance(receiver, ConnectionCore):
-            rest.append(receiver)
-            continue
-        connection = <ConnectionCore>receiver
-        stream = connection._stream
-        if (
-            connection._protocol.buffered_amount
-            or stream.queued > limit
-            or not connection._can_send_prebuilt()
-        ):
-            rest.append(receiver)
-        else:
-            stream._push(frame, size, True)
-    return rest
+    if not isinstance(receiver, ConnectionCore):
+        rest.append(receiver)
+        return 0
+    connection = <ConnectionCore>receiver
+    stream = connection._stream
+    if connection._outbox.buffered or stream.queued > limit or not connection._can_send_prebuilt():
+        rest.append(receiver)
+    else:
+        stream._push(frame, size, True)
+    return 0
 
 
 cdef bytes _header(unsigned char opcode, Py_ssize_t length):
@@ -99,8 +109,10 @@ cdef class ConnectionCore:
     cdef object _protocol
     cdef object _loop  # server.loop
     cdef Py_ssize_t _write_limit  # server.write_limit
+    cdef Outbox _outbox  # the protocol's
     cdef Py_ssize_t _limit  # whole_message_limit(), NO_LIMIT for None, or UNKNOWN
     cdef int _prebuilt  # can_send_prebuilt(), or UNKNOWN
+    cdef unsigned long long _prebuilt_version  # the outbox's version when _prebuilt was asked
 
     def __cinit__(self):
         self._limit = UNKNOWN
@@ -135,21 +147,22 @@ cdef class ConnectionCore:
 
     @property
     def protocol(self):
-        """The sans-IO connection; code that reads this may change its state."""
+        """The sans-IO connection; code that reads this may change what it receives."""
         self._forget()
         return self._protocol
 
     @protocol.setter
     def protocol(self, value):
+        self._outbox = value._outbox
         self._protocol = value
         self._forget()
 
     cdef inline void _forget(self) noexcept:
         self._limit = UNKNOWN
-        self._prebuilt = UNKNOWN
 
     cdef bint _can_send_prebuilt(self) except -1:
-        if self._prebuilt == UNKNOWN:
+        if self._prebuilt == UNKNOWN or self._prebuilt_version != self._outbox.version:
+            self._prebuilt_version = self._outbox.version
             self._prebuilt = 1 if self._protocol.can_send_prebuilt() else 0
         return self._prebuilt
 
@@ -163,19 +176,17 @@ cdef class ConnectionCore:
             ConnectionClosed: the connection is not OPEN.
         """
         cdef object protocol = self._protocol
+        cdef Outbox outbox = self._outbox
         cdef StreamCore stream = self._stream
         cdef object payload
         cdef bytes header
         cdef unsigned char opcode
-        cdef Py_ssize_t pending = protocol.buffered_amount
-        if stream.queued + pending > self._write_limit:
+        if stream.queued + outbox.buffered > self._write_limit:
             self._server._admit(self)
-            pending = protocol.buffered_amount
-        # With output pending (a pong), ask: the protocol's sends queue output.
-        if self._can_send_prebuilt() if not pending else protocol.can_send_prebuilt():
+        if self._can_send_prebuilt():
             # The common case, framed here without the sans-IO send path;
             # what the protocol queued before (a pong) goes out first.
-            if pending:
+            if outbox.buffered:
                 self._forget()
                 stream.write(protocol.data_to_send())
             if type(message) is str:
@@ -226,7 +237,7 @@ cdef class ConnectionCore:
                     data = self._stream._view[:size]
                 self._forget()
                 self._dispatch(protocol.receive_data(data[taken:]))
-            elif protocol.buffered_amount or protocol.should_close_transport:
+            elif self._outbox.buffered or protocol.should_close_transport:
                 self._flush_protocol()
         else:
             if data is None:

@@ -11,6 +11,7 @@ calling the stream core's C methods; ``wsfast.server`` picks one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConnectionClosed
@@ -38,11 +39,13 @@ __all__ = ["ConnectionCore", "queue_shared"]
 _OPEN = State.OPEN
 
 
-def queue_shared(receivers: list[Any], frame: list[Any], size: int, limit: int) -> list[Any]:
+def queue_shared(receivers: Iterable[Any], frame: list[Any], size: int, limit: int) -> list[Any]:
     """Queue one prebuilt frame for every receiver that can take it as it is.
 
     A fan-out's loop over connections (each has a ``stream`` and a
-    ``protocol``). The frame (``size`` bytes, droppable) is queued, the same
+    ``protocol``), in the order ``receivers`` gives them (a list, or a
+    dict's keys, or a set, which nothing here changes while the loop
+    runs). The frame (``size`` bytes, droppable) is queued, the same
     list for all, on each stream with at most ``limit`` bytes queued whose
     protocol has no output of its own pending and takes prebuilt frames.
 

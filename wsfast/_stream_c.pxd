@@ -1,12 +1,24 @@
 # The C face of _stream_c.StreamCore, for the compiled modules that cimport it.
 
+from cpython.ref cimport PyObject
+
+
+cdef struct Frame:
+    PyObject *buffers  # the frame's list of buffers: a reference the queue owns
+    Py_ssize_t size
+    bint droppable
+
 
 # A compiled on_data: on_read(target, data, size) over the bytes of one read.
 ctypedef int (*on_read_f)(object target, const unsigned char *data, Py_ssize_t size) except -1
 
 
 cdef class StreamCore:
-    cdef public object frames
+    # The queue: frame_count frames from _ring[_head], in a C array of _capacity.
+    cdef Frame *_ring
+    cdef Py_ssize_t _head
+    cdef Py_ssize_t _capacity
+    cdef readonly Py_ssize_t frame_count
     cdef public Py_ssize_t queued
     cdef public bint head_started
     cdef public bint closed
@@ -34,7 +46,9 @@ cdef class StreamCore:
     cdef _read_tls(self)
     cdef _flush(self)
     cdef _flush_plain(self)
-    cdef _push(self, list buffers, Py_ssize_t size, bint droppable)
+    cdef int _push(self, list buffers, Py_ssize_t size, bint droppable) except -1
+    cdef int _grow(self) except -1
+    cdef void _drop_front(self, Py_ssize_t count) noexcept
     cdef _consume(self, Py_ssize_t sent)
     cdef set_on_read(self, on_read_f on_read, object target)
 

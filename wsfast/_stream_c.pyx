@@ -1,27 +1,34 @@
 """The per-message path of a Stream, compiled: the twin of ``_stream_py.py``.
 
-The same methods over C fields. A plain-TCP read is one ``recv`` into the
-loop's buffer; the plain-TCP writer hands the queued buffers to one
-``writev`` (no join, no ``socket.send`` call, no list of buffers) and
-consumes what was written in C. A loop's whole iteration over epoll
-(``LoopCore._run``) runs no Python bytecode of its own.
-"""
+The same methods over C fields. The write queue is a C array of frames
+(each a reference to its list of buffers, its size and whether it may be
+dropped): queueing a frame allocates no Python object. A plain-TCP read is
+one ``recv`` into the loop's buffer; the plain-TCP writer hands the queued
+buffers to one ``writev`` (no join, no ``socket.send`` call, no list of
+buffers) and consumes what was written in C. A loop's whole iteration over
+epoll (``LoopCore._run``) runs no Python bytecode of its own.
 
-from collections import deque
+The queue's references to the buffer lists are invisible to the garbage
+collector: a list of buffers (bytes-like objects) does not lead back to
+its stream.
+"""
 
 import logging
 import ssl
+from collections import deque
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.ref cimport PyObject
+from cpython.list cimport PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport strerror
+from libc.string cimport memmove, strerror
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
@@ -30,8 +37,12 @@ cdef extern from "<errno.h>":
 
 
 cdef extern from "Python.h":
-    # NULL for itemlist deletes the slice (cpython.list declares it an object).
-    int PyList_SetSlice(list target, Py_ssize_t low, Py_ssize_t high, PyObject *itemlist) except -1
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+    void Py_SET_SIZE(object, Py_ssize_t)
+    # A tuple's item set without a reference of its own: it steals one.
+    void PyTuple_SET_ITEM(object, Py_ssize_t, PyObject *)
+    tuple PyTuple_New(Py_ssize_t)
 
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -59,6 +70,7 @@ cdef extern from "<sys/uio.h>" nogil:
 
 DEF MAX_IOV = 512
 DEF MAX_EVENTS = 1024  # readiness events taken per epoll_wait
+DEF FIRST_CAPACITY = 4  # frames a new queue has room for
 cdef Py_ssize_t MAX_WRITE = 1 << 20
 cdef int _READ = 1
 cdef int _WRITE = 2
@@ -144,22 +156,19 @@ cdef _call(dict handlers, int fd, unsigned int flags):
 def flush_all(list to_flush):
     """Empty ``to_flush`` and flush each stream that was in it.
 
-    See ``wsfast._stream_py.flush_all``, the pure-Python twin.
+    See ``wsfast._stream_py.flush_all``, the pure-Python twin. The streams
+    are flushed in place, then taken off the front of the list, which keeps
+    its storage for the next iteration (no copy, no regrowth); streams that
+    these flushes queue again stay in it, for the next iteration.
     """
     _flush_all(to_flush)
 
 
 cdef _flush_all(list to_flush):
-    cdef list streams
-    if len(to_flush) == 1:  # one stream written (echo on one connection): no copy
-        stream = to_flush[0]
-        PyList_SetSlice(to_flush, 0, 1, NULL)
-        _flush_one(stream)
-        return
-    streams = to_flush[:]
-    PyList_SetSlice(to_flush, 0, len(streams), NULL)
-    for stream in streams:
-        _flush_one(stream)
+    cdef Py_ssize_t i, n = len(to_flush)
+    for i in range(n):
+        _flush_one(to_flush[i])
+    _take_first(to_flush, n)
 
 
 cdef _flush_one(stream):
@@ -170,6 +179,21 @@ cdef _flush_one(stream):
             stream.flush()
     except Exception:
         logger.exception("error while writing to %r", stream.sock)
+
+
+cdef void _take_first(list items, Py_ssize_t n) noexcept:
+    """Remove the first ``n`` of ``items``, keeping the list's storage."""
+    cdef Py_ssize_t i
+    cdef PyObject **first = (<PyListObject *>items).ob_item
+    cdef Py_ssize_t left = PyList_GET_SIZE(items) - n
+    # The references move to a tuple before they are dropped: whatever
+    # dropping one runs sees a consistent list.
+    cdef tuple taken = PyTuple_New(n)
+    for i in range(n):
+        PyTuple_SET_ITEM(taken, i, first[i])  # steals the list's reference
+    memmove(first, &first[n], left * sizeof(PyObject *))
+    Py_SET_SIZE(items, left)
+    del taken
 
 
 cdef class LoopCore:
@@ -223,8 +247,17 @@ cdef class StreamCore:
     See ``wsfast._stream_py.StreamCore``, the pure-Python twin.
     """
 
+    def __cinit__(self, *args, **kwargs):
+        self._ring = <Frame *>PyMem_Malloc(FIRST_CAPACITY * sizeof(Frame))
+        if self._ring is NULL:
+            raise MemoryError()
+        self._capacity = FIRST_CAPACITY
+
+    def __dealloc__(self):
+        self._drop_front(self.frame_count)
+        PyMem_Free(self._ring)
+
     def __init__(self, list to_flush, read_view):
-        self.frames = deque()
         self.queued = 0
         self.head_started = False
         self.closed = False
@@ -316,15 +349,69 @@ cdef class StreamCore:
                 size += _size(buffer)
         self._push(buffers, size, droppable)
 
-    cdef _push(self, list buffers, Py_ssize_t size, bint droppable):
+    cdef int _push(self, list buffers, Py_ssize_t size, bint droppable) except -1:
+        cdef Frame *frame
         if self.closed or self._close_after_flush:
-            return
-        self.frames.append((buffers, size, droppable))
+            return 0
+        if self._head + self.frame_count == self._capacity:
+            self._grow()
+        frame = &self._ring[self._head + self.frame_count]
+        Py_INCREF(buffers)
+        frame.buffers = <PyObject *>buffers
+        frame.size = size
+        frame.droppable = droppable
+        self.frame_count += 1
         self.queued += size
         # While EVENT_WRITE is watched the socket is full: the loop flushes.
         if not self._flush_scheduled and not self._handshaking and not self._events & _WRITE:
             self._flush_scheduled = True
             self._to_flush.append(self)
+        return 0
+
+    cdef int _grow(self) except -1:
+        """Make room for one more frame at the end of the array."""
+        cdef Frame *ring
+        if self._head:  # frames were taken from the front: move the rest down
+            memmove(self._ring, &self._ring[self._head], self.frame_count * sizeof(Frame))
+            self._head = 0
+            return 0
+        ring = <Frame *>PyMem_Realloc(self._ring, 2 * self._capacity * sizeof(Frame))
+        if ring is NULL:
+            raise MemoryError()
+        self._ring = ring
+        self._capacity *= 2
+        return 0
+
+    cdef void _drop_front(self, Py_ssize_t count) noexcept:
+        """Forget the first ``count`` frames (their bytes are not counted here).
+
+        Dropping a frame's list may free its buffers: bytes and C buffers,
+        whose release writes to no stream.
+        """
+        cdef Py_ssize_t i
+        for i in range(self._head, self._head + count):
+            Py_DECREF(<object>self._ring[i].buffers)
+        self.frame_count -= count
+        self._head = self._head + count if self.frame_count else 0
+
+    def pop_frame(self):
+        """Take the first frame out of the queue: ``(buffers, size, droppable)``.
+
+        Its bytes still count in :attr:`queued`; the caller takes them off as
+        it writes them (a TLS stream's chunk).
+        """
+        if not self.frame_count:
+            raise IndexError("pop_frame() from an empty queue")
+        cdef Frame *frame = &self._ring[self._head]
+        result = (<object>frame.buffers, frame.size, frame.droppable)
+        self._drop_front(1)
+        return result
+
+    def clear_frames(self):
+        """Drop every queued frame; :attr:`queued` becomes 0."""
+        self._drop_front(self.frame_count)
+        self.queued = 0
+        self.head_started = False
 
     def flush(self):
         """Write what the socket takes now; watch for writability if some is left."""
@@ -340,7 +427,7 @@ cdef class StreamCore:
             self._flush_plain()
         if self.closed:
             return
-        if self.frames or self._tls_chunk is not None:
+        if self.frame_count or self._tls_chunk is not None:
             self._watch(_READ | _WRITE)
             return
         if self._close_after_flush:
@@ -355,32 +442,39 @@ cdef class StreamCore:
 
     def drop_unsent(self, *, bint droppable_only=False, Py_ssize_t limit=0):
         """Drop queued frames that are not being written; see the twin's docstring."""
-        kept = deque()
-        frames = self.frames
-        if self.head_started and frames:
-            kept.append(frames.popleft())
-        while frames:
-            frame = frames.popleft()
-            if self.queued > limit and (frame[2] or not droppable_only):
-                self.queued -= <Py_ssize_t>frame[1]
+        cdef Py_ssize_t i, kept = self._head
+        cdef Py_ssize_t end = self._head + self.frame_count
+        cdef Frame frame
+        for i in range(self._head, end):
+            frame = self._ring[i]
+            if (
+                not (i == self._head and self.head_started)
+                and self.queued > limit
+                and (frame.droppable or not droppable_only)
+            ):
+                self.queued -= frame.size
+                Py_DECREF(<object>frame.buffers)
             else:
-                kept.append(frame)
-        self.frames = kept
+                self._ring[kept] = frame
+                kept += 1
+        self.frame_count = kept - self._head
+        if not self.frame_count:
+            self._head = 0
 
     cdef _flush_plain(self):
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
         cdef int count, held, i
-        cdef Py_ssize_t total, sent
+        cdef Py_ssize_t f, total, sent
         cdef bint full
-        while self.frames:
+        while self.frame_count:
             count = 0
             held = 0
             total = 0
             full = False
             try:
-                for frame in self.frames:
-                    for buffer in <list>frame[0]:
+                for f in range(self._head, self._head + self.frame_count):
+                    for buffer in <list><object>self._ring[f].buffers:
                         if type(buffer) is bytes:
                             iov[count].iov_base = PyBytes_AS_STRING(buffer)
                             iov[count].iov_len = PyBytes_GET_SIZE(buffer)
@@ -412,22 +506,23 @@ cdef class StreamCore:
     cdef _consume(self, Py_ssize_t sent):
         """Drop ``sent`` written bytes from the front of the queue."""
         cdef Py_ssize_t size, length
+        cdef Frame *head
+        cdef PyObject *written
         if sent == self.queued:  # the usual case: everything went out
-            self.frames.clear()
+            self._drop_front(self.frame_count)
             self.queued = 0
             self.head_started = False
             return
         self.queued -= sent
-        frames = self.frames
         while sent:
-            buffers, size, droppable = frames[0]
+            size = self._ring[self._head].size
             if sent >= size:
-                frames.popleft()
                 sent -= size
+                self._drop_front(1)
                 self.head_started = False
                 continue
             # A partly written frame: keep what is left of it, uncopied.
-            rest = list(buffers)
+            rest = list(<list><object>self._ring[self._head].buffers)
             while sent:
                 first = memoryview(rest[0]).cast("B")
                 length = len(first)
@@ -440,8 +535,15 @@ cdef class StreamCore:
             size = 0
             for buffer in rest:
                 size += _size(buffer)
-            frames[0] = (rest, size, droppable)
+            # The array may have moved while the Python objects above were
+            # made: the head is found again, and the old list dropped last.
+            head = &self._ring[self._head]
+            written = head.buffers
+            Py_INCREF(rest)
+            head.buffers = <PyObject *>rest
+            head.size = size
             self.head_started = True
+            Py_DECREF(<object>written)
 
 
 _ON_EVENT = StreamCore.__dict__["_on_event"]

@@ -151,7 +151,7 @@ class StreamCore:
     (rarely: never on the path of a message that goes out at once).
 
     Attributes:
-        frames: the queue, ``(buffers, size, droppable)`` per frame.
+        frame_count: the frames queued (read it, do not set it).
         queued: the bytes waiting to be written.
         head_started: whether the first frame is partly written.
         closed: whether the socket is closed.
@@ -159,7 +159,8 @@ class StreamCore:
     """
 
     def __init__(self, to_flush: list[Any], read_view: memoryview) -> None:
-        self.frames: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
+        # The queue: (buffers, size, droppable) per frame.
+        self._frames: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
         self.queued = 0
         self.head_started = False
         self.closed = False
@@ -185,6 +186,29 @@ class StreamCore:
         def _flush_tls(self) -> None: ...
         def _do_handshake(self) -> None: ...
         def _resume_reading(self) -> None: ...
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._frames)
+
+    def pop_frame(self) -> tuple[list[Any], int, bool]:
+        """Take the first frame out of the queue: ``(buffers, size, droppable)``.
+
+        Its bytes still count in :attr:`queued`; the caller takes them off as
+        it writes them (a TLS stream's chunk).
+
+        Raises:
+            IndexError: the queue is empty.
+        """
+        if not self._frames:
+            raise IndexError("pop_frame() from an empty queue")
+        return self._frames.popleft()
+
+    def clear_frames(self) -> None:
+        """Drop every queued frame; :attr:`queued` becomes 0."""
+        self._frames.clear()
+        self.queued = 0
+        self.head_started = False
 
     def _on_event(self, sock: Any, mask: int) -> None:
         """The selector's callback: ``mask`` holds EVENT_READ and EVENT_WRITE."""
@@ -235,7 +259,7 @@ class StreamCore:
             size = 0
             for buffer in buffers:
                 size += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
-        self.frames.append((buffers, size, droppable))
+        self._frames.append((buffers, size, droppable))
         self.queued += size
         # While EVENT_WRITE is watched the socket is full: the loop flushes.
         if not self._flush_scheduled and not self._handshaking and not self._events & _WRITE:
@@ -253,7 +277,7 @@ class StreamCore:
             self._flush_plain()
         if self.closed:
             return
-        if self.frames or self._tls_chunk is not None:
+        if self._frames or self._tls_chunk is not None:
             self._watch(_READ | _WRITE)
             return
         if self._close_after_flush:
@@ -272,7 +296,7 @@ class StreamCore:
         ``droppable_only``, else all. A partly written frame is always kept.
         """
         kept: collections.deque[tuple[list[Any], int, bool]] = collections.deque()
-        frames = self.frames
+        frames = self._frames
         if self.head_started and frames:
             kept.append(frames.popleft())
         while frames:
@@ -281,10 +305,10 @@ class StreamCore:
                 self.queued -= frame[1]
             else:
                 kept.append(frame)
-        self.frames = kept
+        self._frames = kept
 
     def _flush_plain(self) -> None:
-        frames = self.frames
+        frames = self._frames
         while frames:
             buffers: list[Any] = []
             total = 0
@@ -319,12 +343,10 @@ class StreamCore:
     def _consume(self, sent: int) -> None:
         """Drop ``sent`` written bytes from the front of the queue."""
         if sent == self.queued:  # the usual case: everything went out
-            self.frames.clear()
-            self.queued = 0
-            self.head_started = False
+            self.clear_frames()
             return
         self.queued -= sent
-        frames = self.frames
+        frames = self._frames
         while sent:
             buffers, size, droppable = frames[0]
             if sent >= size:

@@ -332,7 +332,7 @@ class Stream(StreamCore):
         """Stop reading, and close the socket once the queue is written (at once
         if it is empty): nothing the peer sends now can change the outcome."""
         self._close_after_flush = True
-        if not self.frames and self._tls_chunk is None:
+        if not self.frame_count and self._tls_chunk is None:
             self.close()
         else:
             self.pause_reading()
@@ -356,9 +356,8 @@ class Stream(StreamCore):
         if self.closed:
             return
         self.closed = True
-        self.frames.clear()
+        self.clear_frames()
         self._tls_chunk = None
-        self.queued = 0
         try:
             self.loop.selector.unregister(self.sock)
         except (KeyError, ValueError):
@@ -370,13 +369,12 @@ class Stream(StreamCore):
         self.on_close()
 
     def _flush_tls(self) -> None:
-        frames = self.frames
-        while frames or self._tls_chunk is not None:
+        while self.frame_count or self._tls_chunk is not None:
             if self._tls_chunk is None:
                 parts: list[Any] = []
                 total = 0
-                while frames and total < MAX_WRITE:
-                    buffers, size, _ = frames.popleft()
+                while self.frame_count and total < MAX_WRITE:
+                    buffers, size, _ = self.pop_frame()
                     parts.extend(buffers)
                     total += size
                 self._tls_chunk = b"".join(parts)
@@ -419,7 +417,7 @@ class Stream(StreamCore):
         self._handshaking = False
         self._watch(_READ)
         self.on_ready()
-        if self.frames:
+        if self.frame_count:
             self.flush()
 
     def _broken(self) -> None:

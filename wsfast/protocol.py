@@ -25,7 +25,7 @@ import codecs
 import enum
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import (
     Closed,
@@ -54,7 +54,15 @@ from .frames import (
     frame_header,
 )
 from .handshake import ClientHandshake, RequestParser, Response, ResponseParser, ServerHandshake
-from .kernels import Utf8Validator
+from .kernels import PURE, Utf8Validator
+
+if TYPE_CHECKING or PURE:
+    from ._outbox_py import Outbox
+else:
+    try:
+        from ._outbox_c import Outbox
+    except ImportError:
+        from ._outbox_py import Outbox
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "Role", "State"]
 
@@ -233,13 +241,14 @@ class Connection:
         self._parser = FrameParser(masked=is_server, max_frame_size=min(max_frame_size, max_message_size))
         self._http_parser: RequestParser | ResponseParser | None = None
         self._deflate: PerMessageDeflateCodec | None = None
-        self._output: list[Any] = []
+        # What sends queue, with its size in bytes (buffered_amount) and the
+        # version of the sending rules (can_send_prebuilt()).
+        self._outbox = Outbox()
+        # Queue one buffer: the outbox's own method, without a call of ours around it.
+        self._queue = self._outbox.add
         # The close frame of a failure that followed other events in the same
         # data: it waits behind what the caller sends while handling those.
         self._failure_close: list[Any] = []
-        #: Bytes queued by sends and not yet taken by :meth:`data_to_send`
-        #: (read it, do not set it).
-        self.buffered_amount = 0
         # The message being received: its opcode (0 when none), its payload
         # so far (one buffer, so a fragment costs its bytes and nothing
         # more), size, frames so far, whether it is compressed, and a UTF-8
@@ -386,7 +395,7 @@ class Connection:
             error = InvalidHandshake(400, "connection closed during the opening handshake")
             events.append(HandshakeFailed(error))
         elif phase is _Phase.FAILING:
-            self._output += self._failure_close  # the close frame still goes out, last
+            self._outbox.buffers += self._failure_close  # the close frame still goes out, last
             self._failure_close = []
         elif phase is not _Phase.AWAITING_EOF:
             self._report_closed(CloseCode.ABNORMAL_CLOSURE, "", False, events)
@@ -447,6 +456,7 @@ class Connection:
         for extension in extensions:
             if isinstance(extension, PerMessageDeflateCodec):
                 self._deflate = extension
+                self._outbox.version += 1
                 # Deflate may make a frame slightly larger than its message
                 # (stored blocks: 5 bytes per 64 KiB); the inflated size is
                 # bounded while decompressing, uncompressed frames below.
@@ -596,11 +606,12 @@ class Connection:
         if self._phase is not _Phase.OPEN:
             self._enter(_Phase.CLOSED)  # our close frame is out already
         else:
-            queued = len(self._output)
+            buffers = self._outbox.buffers
+            queued = len(buffers)
             self._send_close(Close(exc.code, reason))
             if events:
-                self._failure_close = self._output[queued:]
-                del self._output[queued:]
+                self._failure_close = buffers[queued:]
+                del buffers[queued:]
             self._enter(_Phase.FAILING if events else _Phase.CLOSED)
         self._report_closed(exc.code, reason, False, events, exc)
 
@@ -621,6 +632,7 @@ class Connection:
             raise RuntimeError(f"internal error: no transition from {self._phase.name} to {phase.name}")
         self._phase = phase
         self.state, self.should_close_transport = _VIEW[phase]
+        self._outbox.version += 1
 
     # --- sending -------------------------------------------------------------
 
@@ -631,13 +643,17 @@ class Connection:
         writes (``socket.sendmsg``). An unmasked (server) payload may be the
         very object passed to a send method: do not modify it until written.
         """
-        output, self._output = self._output, []
+        output = self._outbox.take()
         if self._phase is _FAILING:
             output += self._failure_close
             self._failure_close = []
             self._enter(_Phase.CLOSED)
-        self.buffered_amount = 0
         return output
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued by sends and not yet taken by :meth:`data_to_send`."""
+        return self._outbox.buffered
 
     def send_text(self, text: str, *, fin: bool = True) -> None:
         """Queue a text message, or one fragment of it when ``fin`` is False.
@@ -679,7 +695,10 @@ class Connection:
                 rsv = _RSV1 if first else 0
         elif first:
             self._sending_compressed = False
-        self._sending_opcode = 0 if fin else opcode
+        sending = 0 if fin else opcode
+        if sending != self._sending_opcode:
+            self._sending_opcode = sending
+            self._outbox.version += 1
         self._send_frame(opcode if first else OP_CONTINUATION, payload, fin, rsv)
 
     def can_send_prebuilt(self) -> bool:
@@ -688,6 +707,7 @@ class Connection:
         True for an OPEN server connection without compression and outside a
         fragmented send: a server can then frame a message once and write the
         same buffers to many clients (after draining :meth:`data_to_send`).
+        The answer changes only with the outbox's ``version``.
         """
         return self._is_server and self._phase is _OPEN and not self._sending_opcode and self._deflate is None
 
@@ -781,7 +801,9 @@ class Connection:
     def _send_close(self, close: Close) -> None:
         self._close_sent = close
         self._send_frame(OP_CLOSE, close.serialize(), True, 0)
-        self._sending_opcode = 0
+        if self._sending_opcode:
+            self._sending_opcode = 0
+            self._outbox.version += 1
 
     def _close_details(self) -> tuple[int, str]:
         """What :class:`ConnectionClosed` reports: the close that ended the
@@ -802,7 +824,3 @@ class Connection:
         else:
             # RFC 6455 §5.3: a fresh, unpredictable key for every frame.
             self._queue(build_frame(opcode, payload, fin=fin, rsv=rsv, mask_key=_urandom(4)))
-
-    def _queue(self, data: Any) -> None:
-        self._output.append(data)
-        self.buffered_amount += len(data) if type(data) is bytes else memoryview(data).nbytes

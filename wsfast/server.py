@@ -15,7 +15,7 @@ import signal
 import socket
 import ssl as ssl_module
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backplane import Backplane, HistoryOptions, Position, Recovery, Relay, Stamp, from_url
@@ -549,16 +549,23 @@ class Server:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return 0
-        return self._fan_out(list(subscribers), data)
+        return self._fan_out(subscribers, data)
 
     def broadcast(self, data: str | Any) -> int:
         """Send ``data`` to every OPEN client; thread-safe like :meth:`publish`."""
         if not self.loop.in_loop_thread():
             self.loop.call_soon_threadsafe(self.broadcast, data)
             return 0
-        return self._fan_out(list(self.clients), data)
+        return self._fan_out(self.clients, data)
 
-    def _fan_out(self, receivers: list[ServerConnection], data: str | Any) -> int:
+    def _fan_out(self, receivers: Collection[ServerConnection], data: str | Any) -> int:
+        """Queue ``data`` for each of ``receivers``; how many it was queued for.
+
+        ``receivers`` may be the server's own dict of clients or a topic's
+        set: ``queue_shared`` walks it without a copy (nothing it does can
+        change it), and returns the clients it leaves in a list, handled
+        below, where a close may change the originals.
+        """
         payload: Any
         if type(data) is str:
             opcode, payload = OP_TEXT, data.encode("utf-8")
