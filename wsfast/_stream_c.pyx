@@ -4,9 +4,11 @@ The same methods over C fields. The write queue is a C array of frames
 (each a reference to its list of buffers, its size and whether it may be
 dropped): queueing a frame allocates no Python object. A plain-TCP read is
 one ``recv`` into the loop's buffer; the plain-TCP writer hands the queued
-buffers to one ``writev`` (no join, no ``socket.send`` call, no list of
-buffers) and consumes what was written in C. A loop's whole iteration over
-epoll (``LoopCore._run``) runs no Python bytecode of its own.
+buffers to one system call (``send`` of them copied together up to 4 KiB,
+where the kernel's ``writev`` costs more than the copy, else ``writev``; no
+``socket.send`` call, no list of buffers) and consumes what was written in
+C. A loop's whole iteration over epoll (``LoopCore._run``) runs no Python
+bytecode of its own.
 
 The queue's references to the buffer lists are invisible to the garbage
 collector: a list of buffers (bytes-like objects) does not lead back to
@@ -28,7 +30,7 @@ from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.math cimport ceil
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memmove, strerror
+from libc.string cimport memcpy, memmove, strerror
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
@@ -47,6 +49,8 @@ cdef extern from "Python.h":
 
 cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int MSG_NOSIGNAL
 
 
 cdef extern from "<sys/epoll.h>" nogil:
@@ -69,6 +73,9 @@ cdef extern from "<sys/uio.h>" nogil:
 
 
 DEF MAX_IOV = 512
+# Up to this many bytes in several buffers are copied together and sent with
+# send(): for small writes the kernel's writev costs more than the copy.
+DEF SMALL_WRITE = 4096
 DEF MAX_EVENTS = 1024  # readiness events taken per epoll_wait
 DEF FIRST_CAPACITY = 4  # frames a new queue has room for
 cdef Py_ssize_t MAX_WRITE = 1 << 20
@@ -194,6 +201,16 @@ cdef void _take_first(list items, Py_ssize_t n) noexcept:
     memmove(first, &first[n], left * sizeof(PyObject *))
     Py_SET_SIZE(items, left)
     del taken
+
+
+cdef inline char *_gather(const iovec *iov, int count, char *into) noexcept nogil:
+    """Copy ``count`` buffers one after another into ``into``; return it."""
+    cdef char *end = into
+    cdef int i
+    for i in range(count):
+        memcpy(end, iov[i].iov_base, iov[i].iov_len)
+        end += iov[i].iov_len
+    return into
 
 
 cdef class LoopCore:
@@ -464,6 +481,7 @@ cdef class StreamCore:
     cdef _flush_plain(self):
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
+        cdef char small[SMALL_WRITE]
         cdef int count, held, i
         cdef Py_ssize_t f, total, sent
         cdef bint full
@@ -490,7 +508,13 @@ cdef class StreamCore:
                             break
                     if full or total >= MAX_WRITE:
                         break
-                sent = writev(self.fd, iov, count)  # non-blocking: the GIL is kept
+                # Non-blocking: the GIL is kept.
+                if count == 1:
+                    sent = send(self.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                elif total <= SMALL_WRITE:
+                    sent = send(self.fd, _gather(iov, count, small), total, MSG_NOSIGNAL)
+                else:
+                    sent = writev(self.fd, iov, count)
             finally:
                 for i in range(held):
                     PyBuffer_Release(&views[i])
