@@ -4,6 +4,7 @@
     python benchmarks/servers/accelerated.py --libraries websockets,uvicorn-wsproto --duration 2
     python benchmarks/servers/accelerated.py --json results.json
     python benchmarks/servers/accelerated.py --callgrind 2000    # user-space instructions per message instead
+    python benchmarks/servers/accelerated.py --syscalls 2000     # system calls per message (strace -c)
 
 The machinery is ``run.py``'s: the server runs alone on CPU 0, ``wsfast
 bench`` on CPU 1, and the server's CPU time over the measured window comes
@@ -28,6 +29,12 @@ same server (N and 2N messages, each on new connections, so the handshakes
 cancel out). The kernel's work per message (the same system calls with the
 same sizes, with and without) is not counted: the CPU gain is smaller than
 the instruction gain by the kernel's share of the CPU (``perf record``).
+
+``--syscalls N`` checks that claim: ``strace -c -f`` attached to each
+server for the same two runs counts its system calls per message, by name
+(the difference of the two, as above). Both rows start in the same
+allocator state (see ``accelerated_server.py``): asyncio's 256 KiB reads
+cost no ``mmap``, ``mremap`` or ``munmap`` in either.
 """
 
 from __future__ import annotations
@@ -161,6 +168,40 @@ def instructions_per_message(library: Library, scenario: run.Scenario, accelerat
     return (twice - once) / count
 
 
+def syscalls_per_message(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> dict[str, float]:
+    """System calls per round trip of ``library``'s server, by name (``strace -c``; see the module docstring)."""
+    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
+    os.environ["WSFAST_BENCH_SERVER"] = library.server
+    os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
+    count -= count % scenario.connections
+    counts = []
+    with tempfile.TemporaryDirectory() as tmp, run.server(spec, scenario.mode) as running:
+        url = running.url()
+        for messages in (count, 2 * count):
+            out = Path(tmp, f"strace.{messages}")
+            tracer = subprocess.Popen(
+                ["strace", "-c", "-f", "-o", str(out), "-p", str(running.pid)], stderr=subprocess.DEVNULL
+            )
+            time.sleep(0.5)  # strace attaches to every thread
+            bench = [sys.executable, "-m", "wsfast.bench", url, *scenario.bench_args(), "--count", str(messages)]
+            subprocess.run([*bench, "--timeout", "120", "--quiet"], env=run._env(), check=True, capture_output=True)
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(30)
+            counts.append(_strace_counts(out.read_text()))
+    once, twice = counts
+    return {name: (twice.get(name, 0) - once.get(name, 0)) / count for name in set(once) | set(twice)}
+
+
+def _strace_counts(text: str) -> dict[str, int]:
+    """``{syscall: calls}`` from ``strace -c``'s table (its "total" line as ``"total"``)."""
+    counts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[3].isdigit():  # % time, seconds, usecs/call, calls, [errors,] name
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
 def _totals(path: Path) -> int:
     """The instructions a callgrind dump counted (each dump counts from the one before)."""
     match = re.search(r"^(?:summary|totals): (\d+)", path.read_text(), re.MULTILINE)
@@ -227,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--callgrind", type=int, metavar="N", help="user-space instructions per message (callgrind, N and 2N messages)"
     )
+    parser.add_argument(
+        "--syscalls", type=int, metavar="N", help="system calls per message (strace -c, N and 2N messages)"
+    )
     args = parser.parse_args(argv)
     names = args.libraries.split(",") if args.libraries else list(LIBRARIES)
     unknown = [name for name in names if name not in LIBRARIES]
@@ -239,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.callgrind:
         return callgrind_table(names, scenarios, args.callgrind)
+    if args.syscalls:
+        return syscalls_table(names, scenarios, args.syscalls)
 
     pairs = []
     failed = 0
@@ -305,6 +351,30 @@ def callgrind_table(names: list[str], scenarios: list[str], count: int) -> int:
             print(f"| {library.label} | {scenario.title} | {off:,.0f} | {on:,.0f} | {off / on:.2f} |", flush=True)
     command = f"python benchmarks/servers/accelerated.py --callgrind {count}"
     print(f"\nCommand: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
+    return 0
+
+
+SYSCALLS = ("recvfrom", "sendto", "epoll_wait", "epoll_ctl", "mmap", "mremap", "munmap", "brk")
+
+
+def _per(counts: dict[str, float], call: str) -> str:
+    return f"{round(counts.get(call, 0.0), 2) + 0.0:.2f}"  # + 0.0: no "-0.00" from run-to-run noise
+
+
+def syscalls_table(names: list[str], scenarios: list[str], count: int) -> int:
+    """Print system calls per message without and with ``accelerate()``, per library and scenario."""
+    print("| library | scenario | " + " | ".join(SYSCALLS) + " | all |")
+    print("|---|---|" + "---:|" * (len(SYSCALLS) + 1))
+    for scenario_id in scenarios:
+        scenario = run.SCENARIOS[scenario_id]
+        for name in names:
+            library = LIBRARIES[name]
+            off, on = (syscalls_per_message(library, scenario, flag, count) for flag in (False, True))
+            cells = " | ".join(f"{_per(off, call)} / {_per(on, call)}" for call in (*SYSCALLS, "total"))
+            print(f"| {library.label} | {scenario.title} | {cells} |", flush=True)
+    print("\nwithout / with accelerate(), per message.")
+    command = f"python benchmarks/servers/accelerated.py --syscalls {count}"
+    print(f"Command: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
     return 0
 
 

@@ -12,6 +12,8 @@ Both rows also start in the same allocator state (:func:`settle_malloc`):
 without it, whether asyncio's 256 KiB socket reads cost an ``mmap``,
 ``mremap`` and ``munmap`` each depends on the layout of the heap that
 start-up happens to leave, which any import changes.
+``WSFAST_BENCH_MALLOC=as-is`` leaves the allocator as start-up left it
+(to see that effect: ``accelerated.py --syscalls``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def settle_malloc() -> None:
 
 
 def main() -> None:
-    settle_malloc()
+    if os.environ.get("WSFAST_BENCH_MALLOC") != "as-is":
+        settle_malloc()
     script, *arguments = shlex.split(os.environ["WSFAST_BENCH_SERVER"])
     names = [name for name in os.environ.get("WSFAST_BENCH_ACCELERATE", "").split(",") if name]
     if names:
