@@ -5,6 +5,7 @@
     python benchmarks/servers/accelerated.py --json results.json
     python benchmarks/servers/accelerated.py --callgrind 2000    # user-space instructions per message instead
     python benchmarks/servers/accelerated.py --syscalls 2000     # system calls per message (strace -c)
+    python benchmarks/servers/accelerated.py --kernel-share 30000 --repeat 3   # the kernel's share of the CPU
 
 The machinery is ``run.py``'s: the server runs alone on CPU 0, ``wsfast
 bench`` on CPU 1, and the server's CPU time over the measured window comes
@@ -35,6 +36,12 @@ server for the same two runs counts its system calls per message, by name
 (the difference of the two, as above). Both rows start in the same
 allocator state (see ``accelerated_server.py``): asyncio's 256 KiB reads
 cost no ``mmap``, ``mremap`` or ``munmap`` in either.
+
+``--kernel-share N`` gives the share of the server's CPU that is the
+kernel's (system time over user plus system time, ``/proc/PID/stat``, over
+a run of N messages after a warm-up), with which an instruction gain g
+becomes a CPU gain of 1 / (k + (1 - k) / g). A ratio of two times measured
+together, it moves less with machine load than the CPU time itself.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,6 +200,34 @@ def syscalls_per_message(library: Library, scenario: run.Scenario, accelerated: 
     return {name: (twice.get(name, 0) - once.get(name, 0)) / count for name in set(once) | set(twice)}
 
 
+def cpu_ticks(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> tuple[int, int]:
+    """The user and system clock ticks ``library``'s server spends on ``count`` round trips after a warm-up."""
+    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
+    os.environ["WSFAST_BENCH_SERVER"] = library.server
+    os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
+    with run.server(spec, scenario.mode) as running:
+        bench = [sys.executable, "-m", "wsfast.bench", running.url(), *scenario.bench_args(), "--quiet"]
+        subprocess.run(
+            [*bench, "--count", str(8 * scenario.connections)], env=run._env(), check=True, capture_output=True
+        )
+        before = _ticks(running.pid)
+        subprocess.run(
+            [*bench, "--count", str(count), "--timeout", "300"],
+            env=run._env(),
+            check=True,
+            capture_output=True,
+            preexec_fn=run._pin(run.GENERATOR_CPU),
+        )
+        after = _ticks(running.pid)
+    return after[0] - before[0], after[1] - before[1]
+
+
+def _ticks(pid: int) -> tuple[int, int]:
+    """``pid``'s user and system time so far, in clock ticks (``utime``, ``stime`` of ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]), int(fields[12])
+
+
 def _strace_counts(text: str) -> dict[str, int]:
     """``{syscall: calls}`` from ``strace -c``'s table (its "total" line as ``"total"``)."""
     counts = {}
@@ -271,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--syscalls", type=int, metavar="N", help="system calls per message (strace -c, N and 2N messages)"
     )
+    parser.add_argument(
+        "--kernel-share", type=int, metavar="N", help="the kernel's share of the server's CPU (N messages per run)"
+    )
     args = parser.parse_args(argv)
     names = args.libraries.split(",") if args.libraries else list(LIBRARIES)
     unknown = [name for name in names if name not in LIBRARIES]
@@ -285,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return callgrind_table(names, scenarios, args.callgrind)
     if args.syscalls:
         return syscalls_table(names, scenarios, args.syscalls)
+    if args.kernel_share:
+        return kernel_share_table(names, scenarios, args.kernel_share, max(1, args.repeat))
 
     pairs = []
     failed = 0
@@ -375,6 +416,29 @@ def syscalls_table(names: list[str], scenarios: list[str], count: int) -> int:
     print("\nwithout / with accelerate(), per message.")
     command = f"python benchmarks/servers/accelerated.py --syscalls {count}"
     print(f"Command: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
+    return 0
+
+
+def kernel_share_table(names: list[str], scenarios: list[str], count: int, repeat: int) -> int:
+    """Print the kernel's share of each server's CPU without and with ``accelerate()`` (the median of ``repeat``)."""
+    print("| library | scenario | kernel share without | with | runs (system / user ticks, without; with) |")
+    print("|---|---|---:|---:|---|")
+    for scenario_id in scenarios:
+        scenario = run.SCENARIOS[scenario_id]
+        for name in names:
+            library = LIBRARIES[name]
+            runs: dict[bool, list[tuple[int, int]]] = {False: [], True: []}
+            for _ in range(repeat):
+                for flag in (False, True):
+                    runs[flag].append(cpu_ticks(library, scenario, flag, count))
+            shares = {flag: statistics.median(k / (u + k) for u, k in ticks) for flag, ticks in runs.items()}
+            detail = "; ".join(" ".join(f"{k}/{u}" for u, k in runs[flag]) for flag in (False, True))
+            print(
+                f"| {library.label} | {scenario.title} | {shares[False]:.0%} | {shares[True]:.0%} | {detail} |",
+                flush=True,
+            )
+    command = f"python benchmarks/servers/accelerated.py --kernel-share {count} --repeat {repeat}"
+    print(f"\nCommand: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
     return 0
 
 
