@@ -47,6 +47,7 @@ together, it moves less with machine load than the CPU time itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -56,7 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,23 +112,31 @@ LIBRARIES = {
 }
 
 
-def measure(
-    library: Library, scenario: run.Scenario, accelerated: bool, duration: float, warmup: float
-) -> dict[str, Any]:
-    """One row: ``library``'s server, accelerated or not, under ``scenario``."""
+@contextlib.contextmanager
+def launched(library: Library, scenario: run.Scenario, accelerated: bool) -> Iterator[run.RunningServer]:
+    """``library``'s server started through the launcher, accelerated or not, as ``run.server`` starts one."""
     spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
     saved = {key: os.environ.get(key) for key in ("WSFAST_BENCH_SERVER", "WSFAST_BENCH_ACCELERATE")}
     os.environ["WSFAST_BENCH_SERVER"] = library.server
     os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
     try:
         with run.server(spec, scenario.mode) as running:
-            result = run.run_bench(running, scenario, duration=duration, warmup=warmup)
+            yield running
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def measure(
+    library: Library, scenario: run.Scenario, accelerated: bool, duration: float, warmup: float
+) -> dict[str, Any]:
+    """One row: ``library``'s server, accelerated or not, under ``scenario``."""
+    with launched(library, scenario, accelerated) as running:
+        result = run.run_bench(running, scenario, duration=duration, warmup=warmup)
+    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
     result = run.annotate(run.Row(spec, scenario), result)
     result["accelerated"] = accelerated
     return result
@@ -178,12 +187,9 @@ def instructions_per_message(library: Library, scenario: run.Scenario, accelerat
 
 def syscalls_per_message(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> dict[str, float]:
     """System calls per round trip of ``library``'s server, by name (``strace -c``; see the module docstring)."""
-    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
-    os.environ["WSFAST_BENCH_SERVER"] = library.server
-    os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
     count -= count % scenario.connections
     counts = []
-    with tempfile.TemporaryDirectory() as tmp, run.server(spec, scenario.mode) as running:
+    with tempfile.TemporaryDirectory() as tmp, launched(library, scenario, accelerated) as running:
         url = running.url()
         for messages in (count, 2 * count):
             out = Path(tmp, f"strace.{messages}")
@@ -202,10 +208,7 @@ def syscalls_per_message(library: Library, scenario: run.Scenario, accelerated: 
 
 def cpu_ticks(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> tuple[int, int]:
     """The user and system clock ticks ``library``'s server spends on ``count`` round trips after a warm-up."""
-    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
-    os.environ["WSFAST_BENCH_SERVER"] = library.server
-    os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
-    with run.server(spec, scenario.mode) as running:
+    with launched(library, scenario, accelerated) as running:
         bench = [sys.executable, "-m", "wsfast.bench", running.url(), *scenario.bench_args(), "--quiet"]
         subprocess.run(
             [*bench, "--count", str(8 * scenario.connections)], env=run._env(), check=True, capture_output=True
