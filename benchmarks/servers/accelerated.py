@@ -4,6 +4,8 @@
     python benchmarks/servers/accelerated.py --libraries websockets,uvicorn-wsproto --duration 2
     python benchmarks/servers/accelerated.py --json results.json
     python benchmarks/servers/accelerated.py --callgrind 2000    # user-space instructions per message instead
+    python benchmarks/servers/accelerated.py --syscalls 2000     # system calls per message (strace -c)
+    python benchmarks/servers/accelerated.py --kernel-share 30000 --repeat 3   # the kernel's share of the CPU
 
 The machinery is ``run.py``'s: the server runs alone on CPU 0, ``wsfast
 bench`` on CPU 1, and the server's CPU time over the measured window comes
@@ -28,16 +30,33 @@ same server (N and 2N messages, each on new connections, so the handshakes
 cancel out). The kernel's work per message (the same system calls with the
 same sizes, with and without) is not counted: the CPU gain is smaller than
 the instruction gain by the kernel's share of the CPU (``perf record``).
+
+``--syscalls N`` checks that claim: ``strace -c -f`` attached to each
+server for the same two runs counts its system calls per message, by name
+(the difference of the two, as above). Both rows start in the same
+allocator state (see ``accelerated_server.py``): asyncio's 256 KiB reads
+cost no ``mmap``, ``mremap`` or ``munmap`` in either.
+
+``--kernel-share N`` gives the share of the server's CPU that is the
+kernel's (system time over user plus system time, ``/proc/PID/stat``, over
+a run of N messages after a warm-up), with which an instruction gain g
+becomes a CPU gain of 1 / (k + (1 - k) / g). A ratio of two times measured
+together, it moves less with machine load than the CPU time itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,23 +112,31 @@ LIBRARIES = {
 }
 
 
-def measure(
-    library: Library, scenario: run.Scenario, accelerated: bool, duration: float, warmup: float
-) -> dict[str, Any]:
-    """One row: ``library``'s server, accelerated or not, under ``scenario``."""
+@contextlib.contextmanager
+def launched(library: Library, scenario: run.Scenario, accelerated: bool) -> Iterator[run.RunningServer]:
+    """``library``'s server started through the launcher, accelerated or not, as ``run.server`` starts one."""
     spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
     saved = {key: os.environ.get(key) for key in ("WSFAST_BENCH_SERVER", "WSFAST_BENCH_ACCELERATE")}
     os.environ["WSFAST_BENCH_SERVER"] = library.server
     os.environ["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
     try:
         with run.server(spec, scenario.mode) as running:
-            result = run.run_bench(running, scenario, duration=duration, warmup=warmup)
+            yield running
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def measure(
+    library: Library, scenario: run.Scenario, accelerated: bool, duration: float, warmup: float
+) -> dict[str, Any]:
+    """One row: ``library``'s server, accelerated or not, under ``scenario``."""
+    with launched(library, scenario, accelerated) as running:
+        result = run.run_bench(running, scenario, duration=duration, warmup=warmup)
+    spec = run.ServerSpec(library.name, library.label, LAUNCHER, library.packages)
     result = run.annotate(run.Row(spec, scenario), result)
     result["accelerated"] = accelerated
     return result
@@ -121,6 +148,62 @@ def instructions_per_message(library: Library, scenario: run.Scenario, accelerat
     env["WSFAST_BENCH_SERVER"] = library.server
     env["WSFAST_BENCH_ACCELERATE"] = ",".join(library.accelerate) if accelerated else ""
     return callgrind.instructions_per_message(run.HERE / LAUNCHER, scenario, count, env)
+
+
+def syscalls_per_message(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> dict[str, float]:
+    """System calls per round trip of ``library``'s server, by name (``strace -c``; see the module docstring)."""
+    count -= count % scenario.connections
+    counts = []
+    with tempfile.TemporaryDirectory() as tmp, launched(library, scenario, accelerated) as running:
+        url = running.url()
+        for messages in (count, 2 * count):
+            out = Path(tmp, f"strace.{messages}")
+            tracer = subprocess.Popen(
+                ["strace", "-c", "-f", "-o", str(out), "-p", str(running.pid)], stderr=subprocess.DEVNULL
+            )
+            time.sleep(0.5)  # strace attaches to every thread
+            bench = [sys.executable, "-m", "wsfast.bench", url, *scenario.bench_args(), "--count", str(messages)]
+            subprocess.run([*bench, "--timeout", "120", "--quiet"], env=run._env(), check=True, capture_output=True)
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(30)
+            counts.append(_strace_counts(out.read_text()))
+    once, twice = counts
+    return {name: (twice.get(name, 0) - once.get(name, 0)) / count for name in set(once) | set(twice)}
+
+
+def cpu_ticks(library: Library, scenario: run.Scenario, accelerated: bool, count: int) -> tuple[int, int]:
+    """The user and system clock ticks ``library``'s server spends on ``count`` round trips after a warm-up."""
+    with launched(library, scenario, accelerated) as running:
+        bench = [sys.executable, "-m", "wsfast.bench", running.url(), *scenario.bench_args(), "--quiet"]
+        subprocess.run(
+            [*bench, "--count", str(8 * scenario.connections)], env=run._env(), check=True, capture_output=True
+        )
+        before = _ticks(running.pid)
+        subprocess.run(
+            [*bench, "--count", str(count), "--timeout", "300"],
+            env=run._env(),
+            check=True,
+            capture_output=True,
+            preexec_fn=run._pin(run.GENERATOR_CPU),
+        )
+        after = _ticks(running.pid)
+    return after[0] - before[0], after[1] - before[1]
+
+
+def _ticks(pid: int) -> tuple[int, int]:
+    """``pid``'s user and system time so far, in clock ticks (``utime``, ``stime`` of ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]), int(fields[12])
+
+
+def _strace_counts(text: str) -> dict[str, int]:
+    """``{syscall: calls}`` from ``strace -c``'s table (its "total" line as ``"total"``)."""
+    counts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[3].isdigit():  # % time, seconds, usecs/call, calls, [errors,] name
+            counts[fields[-1]] = int(fields[3])
+    return counts
 
 
 def best_of(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -183,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--callgrind", type=int, metavar="N", help="user-space instructions per message (callgrind, N and 2N messages)"
     )
+    parser.add_argument(
+        "--syscalls", type=int, metavar="N", help="system calls per message (strace -c, N and 2N messages)"
+    )
+    parser.add_argument(
+        "--kernel-share", type=int, metavar="N", help="the kernel's share of the server's CPU (N messages per run)"
+    )
     args = parser.parse_args(argv)
     names = args.libraries.split(",") if args.libraries else list(LIBRARIES)
     unknown = [name for name in names if name not in LIBRARIES]
@@ -195,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.callgrind:
         return callgrind_table(names, scenarios, args.callgrind)
+    if args.syscalls:
+        return syscalls_table(names, scenarios, args.syscalls)
+    if args.kernel_share:
+        return kernel_share_table(names, scenarios, args.kernel_share, max(1, args.repeat))
 
     pairs = []
     failed = 0
@@ -260,6 +353,53 @@ def callgrind_table(names: list[str], scenarios: list[str], count: int) -> int:
             off, on = (instructions_per_message(library, scenario, flag, count) for flag in (False, True))
             print(f"| {library.label} | {scenario.title} | {off:,.0f} | {on:,.0f} | {off / on:.2f} |", flush=True)
     command = f"python benchmarks/servers/accelerated.py --callgrind {count}"
+    print(f"\nCommand: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
+    return 0
+
+
+SYSCALLS = ("recvfrom", "sendto", "epoll_wait", "epoll_ctl", "mmap", "mremap", "munmap", "brk")
+
+
+def _per(counts: dict[str, float], call: str) -> str:
+    return f"{round(counts.get(call, 0.0), 2) + 0.0:.2f}"  # + 0.0: no "-0.00" from run-to-run noise
+
+
+def syscalls_table(names: list[str], scenarios: list[str], count: int) -> int:
+    """Print system calls per message without and with ``accelerate()``, per library and scenario."""
+    print("| library | scenario | " + " | ".join(SYSCALLS) + " | all |")
+    print("|---|---|" + "---:|" * (len(SYSCALLS) + 1))
+    for scenario_id in scenarios:
+        scenario = run.SCENARIOS[scenario_id]
+        for name in names:
+            library = LIBRARIES[name]
+            off, on = (syscalls_per_message(library, scenario, flag, count) for flag in (False, True))
+            cells = " | ".join(f"{_per(off, call)} / {_per(on, call)}" for call in (*SYSCALLS, "total"))
+            print(f"| {library.label} | {scenario.title} | {cells} |", flush=True)
+    print("\nwithout / with accelerate(), per message.")
+    command = f"python benchmarks/servers/accelerated.py --syscalls {count}"
+    print(f"Command: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
+    return 0
+
+
+def kernel_share_table(names: list[str], scenarios: list[str], count: int, repeat: int) -> int:
+    """Print the kernel's share of each server's CPU without and with ``accelerate()`` (the median of ``repeat``)."""
+    print("| library | scenario | kernel share without | with | runs (system / user ticks, without; with) |")
+    print("|---|---|---:|---:|---|")
+    for scenario_id in scenarios:
+        scenario = run.SCENARIOS[scenario_id]
+        for name in names:
+            library = LIBRARIES[name]
+            runs: dict[bool, list[tuple[int, int]]] = {False: [], True: []}
+            for _ in range(repeat):
+                for flag in (False, True):
+                    runs[flag].append(cpu_ticks(library, scenario, flag, count))
+            shares = {flag: statistics.median(k / (u + k) for u, k in ticks) for flag, ticks in runs.items()}
+            detail = "; ".join(" ".join(f"{k}/{u}" for u, k in runs[flag]) for flag in (False, True))
+            print(
+                f"| {library.label} | {scenario.title} | {shares[False]:.0%} | {shares[True]:.0%} | {detail} |",
+                flush=True,
+            )
+    command = f"python benchmarks/servers/accelerated.py --kernel-share {count} --repeat {repeat}"
     print(f"\nCommand: `{command} --libraries {','.join(names)} --scenarios {','.join(scenarios)}`")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from asyncio import selector_events
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -217,3 +218,94 @@ def test_the_steady_state_takes_the_direct_paths(ws: str, monkeypatch: pytest.Mo
         asyncio.run(_run(ws, _round_trips))
     # Only websocket.accept took uvicorn's own send.
     assert calls["send"] == 1
+
+
+class _Transport:
+    """Records what a protocol writes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+
+def _ready_protocol(ws: str) -> Any:
+    """A stand-in for an accepted uvicorn protocol of ``ws`` that can write a message at once."""
+    from websockets.protocol import OPEN
+    from websockets.server import ServerProtocol
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.connection import Connection
+
+    if ws == "websockets-sansio":
+        conn: Any = ServerProtocol()
+        conn.state = OPEN
+    else:
+        conn = WSConnection(ConnectionType.SERVER)
+        conn.connection = Connection(ConnectionType.SERVER)
+    writable = asyncio.Event()
+    writable.set()
+    return types.SimpleNamespace(
+        writable=writable,
+        disconnected=False,
+        handshake_complete=True,
+        close_sent=False,
+        initial_response=None,
+        response_started=False,
+        conn=conn,
+        transport=_Transport(),
+    )
+
+
+class _SetFlag:
+    """Looks like a set Event, but is not the asyncio.Event uvicorn waits on."""
+
+    def is_set(self) -> bool:
+        return True
+
+
+MESSAGE = {"type": "websocket.send", "bytes": b"x"}
+NOT_AT_ONCE: dict[str, Callable[[Any], tuple[Any, dict[str, Any]]]] = {
+    "not a dict": lambda p: ([("type", "websocket.send"), ("bytes", b"x")], {}),
+    "not websocket.send": lambda p: ({"type": "websocket.close", "code": 1000}, {}),
+    "writing paused": lambda p: (MESSAGE, {"writable": asyncio.Event()}),
+    "not an asyncio.Event": lambda p: (MESSAGE, {"writable": _SetFlag()}),
+    "disconnected": lambda p: (MESSAGE, {"disconnected": True}),
+    "not accepted": lambda p: (MESSAGE, {"handshake_complete": False}),
+    "close sent": lambda p: (MESSAGE, {"close_sent": True}),
+}
+
+
+def _send_through(ws: str, protocol: Any, message: Any) -> list[Any]:
+    """Run the accelerated ``send`` of ``ws`` on ``protocol``; the messages it left to uvicorn's own."""
+    from wsfast.adapters import _uvicorn
+
+    taken: list[Any] = []
+
+    async def own_send(self: Any, message: Any) -> None:
+        taken.append(message)
+
+    make = _uvicorn.make_sansio_send if ws == "websockets-sansio" else _uvicorn.make_wsproto_send
+    asyncio.run(make(own_send)(protocol, message))
+    return taken
+
+
+@pytest.mark.parametrize("ws", list(IMPLEMENTATIONS))
+def test_a_message_that_can_be_written_at_once_is_written_as_one_frame(ws: str) -> None:
+    protocol = _ready_protocol(ws)
+    assert _send_through(ws, protocol, MESSAGE) == []
+    assert protocol.transport.written == [b"\x82\x01x"]
+
+
+@pytest.mark.parametrize("ws", list(IMPLEMENTATIONS))
+@pytest.mark.parametrize("case", list(NOT_AT_ONCE))
+def test_a_message_uvicorn_would_not_write_at_once_goes_to_its_own_send(ws: str, case: str) -> None:
+    # The checks both send replacements start with: each one alone sends the message uvicorn's way.
+    protocol = _ready_protocol(ws)
+    message, changes = NOT_AT_ONCE[case](protocol)
+    vars(protocol).update(changes)
+    assert _send_through(ws, protocol, message) == [message]
+    assert protocol.transport.written == []

@@ -130,25 +130,32 @@ def _handle_event(protocol: Any, event: Any) -> None:
             protocol.handle_close(event)
 
 
+def _sendable_now(protocol: Any, message: Any) -> bool:
+    """Whether ``message`` is a ``websocket.send`` that uvicorn's ``send`` would write at once.
+
+    The checks both ``send`` replacements start with: an open, accepted
+    connection that sent no close, and writing not paused, so that
+    ``writable.wait()`` would return at once.
+    """
+    writable = protocol.writable
+    return (
+        message.__class__ is dict
+        and message.get("type") == "websocket.send"
+        and writable.__class__ is asyncio.Event
+        and writable.is_set()
+        and not protocol.disconnected
+        and protocol.handshake_complete
+        and not protocol.close_sent
+    )
+
+
 def make_sansio_send(original: Any) -> Any:
     """A drop-in ``WebSocketsSansIOProtocol.send`` for ``websocket.send`` on an open connection."""
     from uvicorn.protocols.utils import ClientDisconnected
     from websockets.exceptions import InvalidState
 
-    event = asyncio.Event
-
     async def send(self: Any, message: Any) -> None:
-        writable = self.writable
-        if (
-            message.__class__ is not dict
-            or message.get("type") != "websocket.send"
-            or writable.__class__ is not event
-            or not writable.is_set()
-            or self.disconnected
-            or not self.handshake_complete
-            or self.close_sent
-            or self.initial_response is not None
-        ):
+        if not _sendable_now(self, message) or self.initial_response is not None:
             return await original(self, message)  # type: ignore[no-any-return]
         bytes_data = message.get("bytes")
         text_data = message.get("text")
@@ -175,24 +182,16 @@ def make_wsproto_send(original: Any) -> Any:
     from wsproto.connection import Connection, ConnectionState
     from wsproto.frame_protocol import FrameProtocol
 
-    event = asyncio.Event
     open_state = ConnectionState.OPEN
     own = (vars(WSConnection)["send"], vars(Connection)["send"], vars(FrameProtocol)["send_data"])
     serialize = original_of(vars(FrameProtocol)["_serialize_frame"]) or vars(FrameProtocol)["_serialize_frame"]
 
     async def send(self: Any, message: Any) -> None:
-        writable = self.writable
         conn = self.conn
         connection = getattr(conn, "connection", None)
         proto = getattr(connection, "_proto", None)
         if (
-            message.__class__ is not dict
-            or message.get("type") != "websocket.send"
-            or writable.__class__ is not event
-            or not writable.is_set()
-            or self.disconnected
-            or not self.handshake_complete
-            or self.close_sent
+            not _sendable_now(self, message)
             or self.response_started
             or connection.__class__ is not Connection
             or proto.__class__ is not FrameProtocol
