@@ -51,6 +51,10 @@ def extensions():
         with_kernels("wsfast._receive_c", "wsfast/_receive_c.pyx"),
         Extension("wsfast._outbox_c", ["wsfast/_outbox_c.pyx"], extra_compile_args=compile_args),
     ]
+    if sys.platform != "win32":  # zlib's headers and library are the system's
+        sources.append(
+            Extension("wsfast._inflate_c", ["wsfast/_inflate_c.pyx"], libraries=["z"], extra_compile_args=compile_args)
+        )
     if sys.platform != "win32":  # the stream core writes with writev()
         sources.append(Extension("wsfast._stream_c", ["wsfast/_stream_c.pyx"], extra_compile_args=compile_args))
         # The connection core cimports the stream core and the outbox.

@@ -582,6 +582,11 @@ class CountingSocket:
         self.received += len(data)
         return data
 
+    def recv_into(self, buffer: bytearray) -> int:
+        n = self._sock.recv_into(buffer)
+        self.received += n
+        return n
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
@@ -847,6 +852,51 @@ def test_recv_with_a_zero_timeout_polls(server: EchoServer) -> None:
         assert ws.state is wsfast.State.OPEN
         ws.send("still here")
         assert ws.recv(timeout=TIMEOUT) == "still here"
+
+
+class SyscallCountingSocket:
+    """Wraps a client's socket: counts the timeout changes, and times out the first reads."""
+
+    def __init__(self, sock: socket.socket, timeouts: int = 0) -> None:
+        self._sock = sock
+        self.settimeout_calls = 0
+        self.timeouts = timeouts
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.settimeout_calls += 1
+        self._sock.settimeout(timeout)
+
+    def recv_into(self, buffer: bytearray) -> int:
+        if self.timeouts:
+            self.timeouts -= 1
+            raise TimeoutError
+        return self._sock.recv_into(buffer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_messages_cost_no_socket_mode_switch(server: EchoServer) -> None:
+    # Each settimeout() is a system call: once set, send and recv keep it.
+    with wsfast.connect(server.url()) as ws:
+        ws.send("first")
+        assert ws.recv() == "first"
+        counter = SyscallCountingSocket(ws.sock)
+        ws.sock = counter  # type: ignore[assignment]
+        for i in range(20):
+            ws.send(f"message {i}")
+            assert ws.recv() == f"message {i}"
+        assert counter.settimeout_calls == 0
+
+
+def test_recv_without_a_timeout_waits_through_its_internal_waits(server: EchoServer) -> None:
+    with wsfast.connect(server.url(), close_timeout=0.05) as ws:
+        ws.sock = SyscallCountingSocket(ws.sock, timeouts=3)  # type: ignore[assignment]
+        ws.send("late")
+        assert ws.recv() == "late"
+        ws.sock = SyscallCountingSocket(ws.sock, timeouts=1)  # type: ignore[assignment]
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=1)  # the caller's own timeout still ends the wait
 
 
 def test_open_timeout_against_a_server_that_never_answers() -> None:

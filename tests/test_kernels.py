@@ -85,6 +85,32 @@ def test_mask_equals_the_byte_loop(impl: types.ModuleType, size: int, offset: in
     assert impl.mask(result, KEY, offset) == data  # masking is its own inverse
 
 
+@pytest.mark.parametrize("size", [64, 95, 200, 1031])
+def test_mask_is_right_at_every_alignment_of_source_and_destination(impl: types.ModuleType, size: int) -> None:
+    # The vector loop aligns its stores first: every head length, every key
+    # phase at the aligned point, and sources misaligned against the output.
+    data = payload(size + 64)
+    for start in range(64):
+        part = memoryview(data)[start : start + size]
+        expected = reference_mask(part.tobytes(), KEY, start)
+        assert impl.mask(part, KEY, start) == expected
+        buffer = bytearray(data)
+        impl.mask_into(memoryview(buffer)[start : start + size], KEY, start)
+        assert buffer[start : start + size] == expected and buffer[:start] == data[:start]
+
+
+@pytest.mark.parametrize("size", [(8 << 20) - 1, (8 << 20) + 4099, 16 << 20])
+def test_mask_of_many_megabytes_equals_the_pure_twin(impl: types.ModuleType, size: int) -> None:
+    # From 8 MiB the compiled loop writes around the caches; the result is the same.
+    data = os.urandom(size)
+    expected = _py.mask(data, KEY, 1)
+    assert impl.mask(data, KEY, 1) == expected
+    assert impl.mask(memoryview(data)[3:], KEY, 2) == _py.mask(data[3:], KEY, 2)
+    buffer = bytearray(data)
+    assert impl.mask_into(buffer, KEY, 1) == (1 + size) % 4
+    assert buffer == expected
+
+
 @pytest.mark.parametrize(
     "convert",
     [bytes, bytearray, memoryview, lambda b: numpy().frombuffer(b, dtype="uint8"), lambda b: array.array("B", b)],

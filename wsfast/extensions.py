@@ -33,24 +33,25 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from .exceptions import NegotiationError, PayloadTooBig, ProtocolError
+from .exceptions import NegotiationError
+from .kernels import PURE
 from .typing import BytesLike
+
+if TYPE_CHECKING or PURE:
+    from ._inflate_py import Inflater
+else:
+    try:
+        from ._inflate_c import Inflater
+    except ImportError:
+        from ._inflate_py import Inflater
 
 __all__ = ["PerMessageDeflate", "PerMessageDeflateCodec"]
 
 # The shape of wsfast.handshake.ExtensionParams, restated: handshake sits
 # above this module and may not be imported from here.
 _Params: TypeAlias = list[tuple[str, str | None]]
-
-# RFC 7692 §7.2.1: a sync flush ends with an empty stored block, whose
-# LEN/NLEN are these 4 bytes; the sender drops them, the receiver adds them.
-_EMPTY_BLOCK_TAIL = b"\x00\x00\xff\xff"
-# Payloads up to this size get the tail appended and are inflated in one call.
-_JOIN_TAIL_LIMIT = 64 * 1024
-# The most one zlib call inflates at a time (see _inflate_stream).
-_INFLATE_STEP = 256 * 1024
 
 # RFC 7692 §7.1.2.1: "a decimal integer value without leading zeroes
 # between 8 to 15, inclusive". A table accepts exactly that and nothing
@@ -291,8 +292,8 @@ class PerMessageDeflateCodec:
         "mem_level",
         "_compress_wbits",
         "_compressor",
-        "_decompressor",
-        "_message_size",
+        "_inflater",
+        "decompress_message",
     )
 
     def __init__(
@@ -337,8 +338,12 @@ class PerMessageDeflateCodec:
         # Raw deflate (negative wbits); 9 stands in for 8, see the module docstring.
         self._compress_wbits = -max(local_max_window_bits, 9)
         self._compressor: zlib._Compress | None = None
-        self._decompressor: zlib._Decompress | None = None
-        self._message_size = 0  # decompressed bytes of the incoming message so far
+        self._inflater = Inflater(remote_max_window_bits, remote_no_context_takeover)
+        #: ``decompress_message(data, max_size, text)``: a whole message that
+        #: came in one frame, as ``bytes`` or (``text``) ``str``; raises as
+        #: :meth:`decompress` does, and UnicodeDecodeError for invalid text.
+        #: The receive path's shortcut: one call, no Python frame.
+        self.decompress_message = self._inflater.message
 
     def __repr__(self) -> str:
         return (
@@ -419,7 +424,7 @@ class PerMessageDeflateCodec:
             ProtocolError: the payload is not valid DEFLATE data (close code
                 1007).
         """
-        return self._decompress(data, final, max_size, None)
+        return self._inflater.decompress(data, final, max_size, None)
 
     def decompress_into(self, data: BytesLike, output: bytearray, *, final: bool, max_size: int | None = None) -> None:
         """:meth:`decompress`, appending the decompressed bytes to ``output``.
@@ -433,33 +438,7 @@ class PerMessageDeflateCodec:
             PayloadTooBig: as :meth:`decompress`.
             ProtocolError: as :meth:`decompress`.
         """
-        self._decompress(data, final, max_size, output)
-
-    def _decompress(self, data: BytesLike, final: bool, max_size: int | None, out: bytearray | None) -> bytes:
-        """:meth:`decompress` or, with ``out``, :meth:`decompress_into` (returning ``b""``)."""
-        try:
-            if final and len(data) <= _JOIN_TAIL_LIMIT:
-                data = bytes(data) + _EMPTY_BLOCK_TAIL  # one zlib call instead of two
-                if not self._message_size and max_size is not None and out is None:
-                    output = self._inflate_whole(data, max_size)
-                else:
-                    output = self._inflate(data, max_size, out)
-            else:
-                output = self._inflate(data, max_size, out)
-                if final:
-                    # Usually b"", and bytes + b"" is no copy.
-                    output += self._inflate(_EMPTY_BLOCK_TAIL, max_size, out)
-        except PayloadTooBig:
-            self._forget_message()
-            raise
-        except zlib.error as exc:
-            self._forget_message()
-            raise ProtocolError(f"invalid compressed data: {exc}", code=1007) from exc
-        if final:
-            self._message_size = 0
-            if self.remote_no_context_takeover:
-                self._decompressor = None
-        return output
+        self._inflater.decompress(data, final, max_size, output)
 
     def reset(self) -> None:
         """Drop all compression state, in both directions.
@@ -470,83 +449,7 @@ class PerMessageDeflateCodec:
         when the current messages are abandoned with the connection.
         """
         self._compressor = None
-        self._decompressor = None
-        self._message_size = 0
-
-    def _forget_message(self) -> None:
-        """Drop a failed incoming message: zlib's place in it is meaningless now."""
-        self._decompressor = None
-        self._message_size = 0
-
-    def _inflate_whole(self, data: bytes, max_size: int) -> bytes:
-        """:meth:`_inflate` for a whole message in one buffer, usually in one zlib call."""
-        decompressor = self._decompressor
-        if decompressor is None:
-            decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-        output = self._inflate_stream(decompressor, data, max_size, None)
-        self._decompressor = decompressor
-        if decompressor.eof:
-            # A BFINAL block inside the message (rare): what follows starts a
-            # new zlib stream, as in _inflate.
-            self._decompressor = None
-            output += self._inflate(decompressor.unused_data, max_size, None)
-        return output
-
-    def _inflate(self, data: BytesLike, max_size: int | None, out: bytearray | None) -> bytes:
-        """Decompress ``data`` into the current message, within ``max_size``.
-
-        Returns the bytes, or appends them to ``out`` and returns ``b""``.
-        """
-        decompressor = self._decompressor
-        if decompressor is None:
-            decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-        output = self._inflate_stream(decompressor, data, max_size, out)
-        while decompressor.eof:
-            # RFC 7692 §7.2.3.4: a BFINAL block ends zlib's stream, not the
-            # message; what follows (at least the appended tail) is decoded
-            # as the start of a new stream.
-            rest = decompressor.unused_data
-            decompressor = zlib.decompressobj(-self.remote_max_window_bits)
-            output += self._inflate_stream(decompressor, rest, max_size, out)
-        self._decompressor = decompressor
-        return output
-
-    def _inflate_stream(
-        self, decompressor: zlib._Decompress, data: BytesLike, max_size: int | None, out: bytearray | None
-    ) -> bytes:
-        """Feed ``data`` to one zlib stream, asking at most one byte past the limit.
-
-        Returns the bytes, or appends them to ``out`` and returns ``b""``.
-        Past ``_INFLATE_STEP`` bytes the output comes in steps of that size:
-        zlib joins what one call produces, so a single call for a bomb would
-        briefly hold twice the limit; in steps, it holds the limit plus a step.
-        """
-        if max_size is None:
-            output = decompressor.decompress(data)
-            self._message_size += len(output)
-            if out is None:
-                return output
-            out += output
-            return b""
-        budget = max(max_size - self._message_size, 0)
-        pieces = []
-        size = 0
-        while True:
-            # Output shorter than max_length means zlib used all the input.
-            asked = min(budget - size + 1, _INFLATE_STEP)
-            piece = decompressor.decompress(data, asked)
-            size += len(piece)
-            if size > budget:
-                raise PayloadTooBig(f"compressed message decompresses to more than {max_size} bytes")
-            if out is not None:
-                out += piece
-            elif piece:
-                pieces.append(piece)
-            if len(piece) < asked:
-                break
-            data = decompressor.unconsumed_tail
-        self._message_size += size
-        return b"" if not pieces else pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._inflater.reset()
 
 
 def _parse(params: Sequence[tuple[str, str | None]], *, offer: bool) -> _Negotiated:

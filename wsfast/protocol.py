@@ -343,8 +343,12 @@ class Connection:
                         # The parser's frame limit is the message limit here.
                         payload = frame.payload
                     elif rsv == _RSV1 and deflate is not None:
-                        # A compressed message in one frame: one inflate, bounded.
-                        payload = deflate.decompress(frame.payload, final=True, max_size=self.max_message_size)
+                        # A compressed message in one frame: inflated and decoded in one call, bounded.
+                        try:
+                            append(deflate.decompress_message(frame.payload, self.max_message_size, opcode == OP_TEXT))
+                        except UnicodeDecodeError:
+                            raise InvalidUTF8("invalid UTF-8 in a text message") from None
+                        continue
                     elif not rsv and len(frame.payload) <= self.max_message_size:
                         payload = frame.payload  # uncompressed, under deflate's frame slack
                     else:

@@ -20,6 +20,9 @@ from .opening import client_protocol, connection_error, tls_context
 
 __all__ = ["ClientConnection", "connect"]
 
+#: The most one read takes, into the connection's reused receive buffer.
+_READ_SIZE = 262144
+
 
 class ClientConnection:
     """A blocking WebSocket client connection; create it with :func:`connect`.
@@ -39,6 +42,13 @@ class ClientConnection:
         self.response: Response | None = None
         self._messages: collections.deque[str | bytes] = collections.deque()
         self._closed_event: Closed | None = None
+        # Reads land here: a new 256 KiB bytes object per read cost an mmap
+        # and an munmap each (the protocol keeps nothing of what it is fed).
+        self._buffer = bytearray(_READ_SIZE)
+        self._view = memoryview(self._buffer)
+        # The socket's timeout, set only when it changes: each settimeout()
+        # is a system call.
+        self._timeout = sock.gettimeout()
 
     # --- opening -------------------------------------------------------------
 
@@ -164,16 +174,10 @@ class ClientConnection:
 
     def _receive(self, timeout: float | None, waiting_for: str) -> list[Event]:
         """Read once (waiting at most ``timeout``) and process the events."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(262144)
-        except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
-            raise TimeoutError(f"timed out waiting for {waiting_for}") from None
-        except OSError:
-            data = b""
-        if data and self.keepalive is not None:
+        n = self._read(timeout, waiting_for)
+        if n and self.keepalive is not None:
             self.keepalive.last_seen = time.monotonic()
-        events = self.protocol.receive_data(data) if data else self.protocol.receive_eof()
+        events = self.protocol.receive_data(self._view[:n]) if n else self.protocol.receive_eof()
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -183,11 +187,35 @@ class ClientConnection:
         self._flush()
         return events
 
+    def _read(self, timeout: float | None, waiting_for: str) -> int:
+        """Read once into the receive buffer; return the byte count, 0 at the end or on an error.
+
+        Waiting as long as it takes (``timeout`` None) is done in waits of
+        ``close_timeout``, the timeout that sending uses: the socket then
+        stays in one mode, instead of two system calls per message to
+        switch it between blocking and timeout mode.
+        """
+        wait = self.close_timeout if timeout is None and self.close_timeout > 0 else timeout
+        self._set_timeout(wait)
+        while True:
+            try:
+                return self.sock.recv_into(self._buffer)
+            except (TimeoutError, BlockingIOError):  # a zero timeout makes the socket non-blocking
+                if timeout is not None or wait is None:
+                    raise TimeoutError(f"timed out waiting for {waiting_for}") from None
+            except OSError:
+                return 0
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
+
     def _flush(self) -> None:
         output = self.protocol.data_to_send()
         if not output:
             return
-        self.sock.settimeout(self.close_timeout)
+        self._set_timeout(self.close_timeout)
         try:
             if isinstance(self.sock, ssl_module.SSLSocket):
                 self.sock.sendall(b"".join(output))

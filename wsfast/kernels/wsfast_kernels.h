@@ -53,24 +53,64 @@ static inline void wsf_mask_scalar(const uint8_t *src, uint8_t *dst, size_t n, u
 }
 
 #if WSF_X86_DISPATCH
+/* From this size on, the vector loop bypasses the caches for its stores:
+ * input and output together then outgrow most caches, and caching the
+ * output only evicts the input. On a Zen 4 with 32 MiB of L3, streaming
+ * stores took twice the time at 1 MiB, the same at 8 MiB and 0.7x at 16. */
+#define WSF_MASK_STREAM_MIN ((size_t)8 << 20)
+
+/* The key for masking from `skip` bytes further on (x86 is little-endian:
+ * the byte at the lowest address is the least significant). */
+static inline uint32_t wsf_key_advance(uint32_t key4, size_t skip)
+{
+    unsigned bits = (unsigned)(skip & 3) * 8;
+    return bits ? (key4 >> bits) | (key4 << (32 - bits)) : key4;
+}
+
 __attribute__((target("avx2")))
 static void wsf_mask_avx2(const uint8_t *src, uint8_t *dst, size_t n, uint32_t key4)
 {
+    /* Stores aligned to 32 bytes: an unaligned one that straddles a cache
+     * line costs two, and a bytes object's data is only 16-byte aligned.
+     * The caller guarantees n >= WSF_MASK_VECTOR_MIN > 31. */
+    size_t head = (size_t)(-(uintptr_t)dst & 31);
+    if (head) {
+        wsf_mask_scalar(src, dst, head, key4);
+        src += head;
+        dst += head;
+        n -= head;
+        key4 = wsf_key_advance(key4, head);
+    }
     __m256i k = _mm256_set1_epi32((int)key4);
     size_t i = 0;
+    if (n >= WSF_MASK_STREAM_MIN) {
+        /* Far larger than the caches: non-temporal stores write the output
+         * straight to memory, without first reading each line into cache. */
+        for (; i + 128 <= n; i += 128) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
+            __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
+            __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
+            _mm256_stream_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
+            _mm256_stream_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
+        }
+        _mm_sfence(); /* order them before the stores that follow */
+    }
     for (; i + 128 <= n; i += 128) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
         __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
         __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
-        _mm256_storeu_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
-        _mm256_storeu_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
-        _mm256_storeu_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
+        _mm256_store_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+        _mm256_store_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
+        _mm256_store_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
+        _mm256_store_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
     }
     for (; i + 32 <= n; i += 32) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+        _mm256_store_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
     }
     /* i is a multiple of 4, so the key phase is unchanged for the tail. */
     wsf_mask_scalar(src + i, dst + i, n - i, key4);
