@@ -57,6 +57,7 @@ def parse_args(description: str) -> argparse.Namespace:
     if args.size < 8:
         parser.error("--size must be at least 8")
     raise_fd_limit()
+    settle_malloc()
     logging.disable(logging.CRITICAL)
     return args
 
@@ -68,6 +69,24 @@ def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4096:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+
+
+def settle_malloc() -> None:
+    """Put glibc's dynamic mmap threshold above asyncio's 256 KiB reads, the same way in every server.
+
+    asyncio's selector transport reads with ``sock.recv(256 KiB)``: a request
+    above glibc's mmap threshold (128 KiB at start, raised by start-up's own
+    frees to about 204 KiB) is served from the heap's top chunk if that has
+    room, else mapped, shrunk by ``mremap`` and unmapped, once per read; each
+    state perpetuates itself. Freeing one 1 MiB mapped block raises the
+    threshold to 1 MiB, as glibc does after any larger free, so every read
+    comes from the heap in every server. Other allocators just allocate and free.
+    ``WSFAST_BENCH_MALLOC=as-is`` leaves the allocator as start-up left it.
+    """
+    if os.environ.get("WSFAST_BENCH_MALLOC") == "as-is":
+        return
+    block = bytes(1 << 20)
+    del block
 
 
 PATTERNS = ("burst", "trickle", "rate")

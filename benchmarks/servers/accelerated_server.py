@@ -8,7 +8,7 @@
 empty for none (the baseline runs through this launcher too, so both rows
 pay the same start-up). ``accelerated.py`` sets both.
 
-Both rows also start in the same allocator state (:func:`settle_malloc`):
+Both rows also start in the same allocator state (``_common.settle_malloc``):
 without it, whether asyncio's 256 KiB socket reads cost an ``mmap``,
 ``mremap`` and ``munmap`` each depends on the layout of the heap that
 start-up happens to leave, which any import changes.
@@ -28,27 +28,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the checkout's wsfast
 sys.path.insert(0, str(HERE))  # the servers' _common
 
+import _common  # noqa: E402
+
 import wsfast  # noqa: E402
 
 
-def settle_malloc() -> None:
-    """Put glibc's dynamic mmap threshold above asyncio's 256 KiB reads, the same way in every row.
-
-    asyncio's selector transport reads with ``sock.recv(256 KiB)``: a request
-    above glibc's mmap threshold (128 KiB at start, raised by start-up's own
-    frees to about 204 KiB) is served from the heap's top chunk if that has
-    room, else mapped, shrunk by ``mremap`` and unmapped, once per read; each
-    state perpetuates itself. Freeing one 1 MiB mapped block raises the
-    threshold to 1 MiB, as glibc does after any larger free, so every read
-    comes from the heap in both rows. Other allocators just allocate and free.
-    """
-    block = bytes(1 << 20)
-    del block
-
-
 def main() -> None:
-    if os.environ.get("WSFAST_BENCH_MALLOC") != "as-is":
-        settle_malloc()
+    _common.settle_malloc()
     script, *arguments = shlex.split(os.environ["WSFAST_BENCH_SERVER"])
     names = [name for name in os.environ.get("WSFAST_BENCH_ACCELERATE", "").split(",") if name]
     if names:

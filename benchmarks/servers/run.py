@@ -12,7 +12,10 @@ to CPU 0, and ``wsfast bench`` (``python -m wsfast.bench``) runs in another
 process pinned to CPU 1; the generator reports its own CPU use, the server's
 CPU time over the measured window (``/proc/PID/task/*/schedstat``), and how
 busy each CPU was (``/proc/stat``), so that a row disturbed by another
-program on the machine shows it in the "other load" column.
+program on the machine shows it in the "other load" column. Every server
+starts in the same allocator state (``_common.settle_malloc``): otherwise
+the heap's layout after start-up decides, by chance, whether each of
+asyncio's 256 KiB socket reads costs an ``mmap``, ``mremap`` and ``munmap``.
 
 Scenarios:
 
