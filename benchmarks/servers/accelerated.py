@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import callgrind
+import cpu_split
 import run
 
 SCENARIOS = ("echo-16-32", "echo-256-1024")
@@ -178,7 +179,7 @@ def cpu_ticks(library: Library, scenario: run.Scenario, accelerated: bool, count
         subprocess.run(
             [*bench, "--count", str(8 * scenario.connections)], env=run._env(), check=True, capture_output=True
         )
-        before = _ticks(running.pid)
+        before = cpu_split.cpu_ticks(running.pid)
         subprocess.run(
             [*bench, "--count", str(count), "--timeout", "300"],
             env=run._env(),
@@ -186,14 +187,8 @@ def cpu_ticks(library: Library, scenario: run.Scenario, accelerated: bool, count
             capture_output=True,
             preexec_fn=run._pin(run.GENERATOR_CPU),
         )
-        after = _ticks(running.pid)
+        after = cpu_split.cpu_ticks(running.pid)
     return after[0] - before[0], after[1] - before[1]
-
-
-def _ticks(pid: int) -> tuple[int, int]:
-    """``pid``'s user and system time so far, in clock ticks (``utime``, ``stime`` of ``/proc/PID/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[11]), int(fields[12])
 
 
 def _strace_counts(text: str) -> dict[str, int]:
