@@ -87,7 +87,7 @@ def test_mask_equals_the_byte_loop(impl: types.ModuleType, size: int, offset: in
 
 @pytest.mark.parametrize("size", [64, 95, 200, 1031])
 def test_mask_is_right_at_every_alignment_of_source_and_destination(impl: types.ModuleType, size: int) -> None:
-    # The vector loop aligns its stores first: every head length, every key
+    # From 512 B on the vector loop aligns its stores first: every head length, every key
     # phase at the aligned point, and sources misaligned against the output.
     data = payload(size + 64)
     for start in range(64):
