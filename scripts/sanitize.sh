@@ -17,7 +17,7 @@
 #   PYTHONMALLOC   malloc, so Python objects (bytes, bytearrays) come from the
 #                  instrumented allocator and an overflow of one is caught.
 # Subprocesses started by the tests (servers, fuzz runs) inherit all of it.
-# tests/test_page_chromium.py is left out: Chromium does not start with
+# The Chromium tests (tests/test_*chromium.py) are left out: Chromium does not start with
 # libasan preloaded (its launcher script fails), and it runs no wsfast code.
 # A sanitizer report ends the process that hit it. The script prints every
 # report at the end and exits 1 if there was one, else with pytest's status.
@@ -54,7 +54,7 @@ python -c 'import sys, wsfast; sys.exit(wsfast.IMPLEMENTATION != "cython" or not
 
 echo "== the test suite, against the sanitized extension"
 status=0
-python -m pytest -p no:cacheprovider --ignore=tests/test_page_chromium.py "$@" || status=$?
+python -m pytest -p no:cacheprovider --ignore=tests/test_page_chromium.py --ignore=tests/test_asgi_chromium.py "$@" || status=$?
 if [ -n "$(ls -A "$reports")" ]; then
   for report in "$reports"/*; do
     echo "== sanitizer report $report"
