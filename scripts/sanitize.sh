@@ -17,8 +17,9 @@
 #   PYTHONMALLOC   malloc, so Python objects (bytes, bytearrays) come from the
 #                  instrumented allocator and an overflow of one is caught.
 # Subprocesses started by the tests (servers, fuzz runs) inherit all of it.
-# The Chromium tests (tests/test_*chromium.py) are left out: Chromium does not start with
-# libasan preloaded (its launcher script fails), and it runs no wsfast code.
+# The Chromium tests (tests/test_*chromium.py) are left out: Chromium does
+# not start with libasan preloaded (its launcher script fails), and the wsfast
+# code they drive runs in the other tests too.
 # A sanitizer report ends the process that hit it. The script prints every
 # report at the end and exits 1 if there was one, else with pytest's status.
 set -euo pipefail
